@@ -1,0 +1,182 @@
+"""``mlilt adapt``: data -> model -> train -> evaluate for one language, written into a run folder.
+
+The run folder holds the adapter files of the best epoch, the resolved config, ``metrics.json``
+(test retrieval for the trained method and for the ``frozen`` reference: heads only, same data
+and budget), ``metrics.jsonl`` (per step) and ``summary.txt``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from mlilt.adapter_files import load_adapter_into
+from mlilt.config import Method, RunConfig
+from mlilt.constants import METRICS_NAME, RUN_CONFIG_NAME, SUMMARY_NAME
+from mlilt.data.prepare import PreparedData, prepare
+from mlilt.data.records import CaptionRecord
+from mlilt.data.validate import validate_records
+from mlilt.model import DualEncoder, assemble
+from mlilt.towers.text import build_text_tower
+from mlilt.towers.vision import build_vision_tower
+from mlilt.train import CHECKPOINT_FILE, evaluate_table, train
+
+REFERENCE_DIR = "reference-frozen"
+
+
+def load_records(cfg: RunConfig) -> list[CaptionRecord]:
+    """The caption records a data config names (the built-in Emoji-CLDR, or a user's data)."""
+    langs = [cfg.data.lang, *[x for x in cfg.data.extra_langs if x != cfg.data.lang]]
+    if cfg.data.source == "emoji-cldr":
+        from mlilt.data.emoji_cldr import load_emoji_cldr
+
+        return [r for lang in langs for r in load_emoji_cldr(lang)]
+    from mlilt.data.files import load_caption_source
+
+    return load_caption_source(cfg.data.source, cfg.data.lang)
+
+
+def resolve_out_dir(out: Path | None, cfg: RunConfig, resume: bool) -> Path:
+    """Default ``runs/<lang>-<method>``; a finished run is never overwritten, an interrupted one needs --resume."""
+    base = Path(out) if out else Path("runs") / f"{cfg.data.lang}-{cfg.model.text.method.value}"
+    if resume:
+        if not (base / CHECKPOINT_FILE).exists():
+            raise FileNotFoundError(f"--resume: no checkpoint in {base}")
+        return base
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        if (candidate / CHECKPOINT_FILE).exists() and not (candidate / METRICS_NAME).exists():
+            raise FileExistsError(f"{candidate} holds an interrupted run: continue it with --resume "
+                                  f"(--out {candidate}), or choose another --out")
+        if out:
+            raise FileExistsError(f"{candidate} already holds a finished run; choose another --out")
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
+def run_adapt(cfg: RunConfig, out_dir: Path, resume: bool = False, reference: bool = True,
+              progress: bool = True) -> dict:
+    """Train the configured method (and the frozen reference) and write the run folder; returns metrics."""
+    started = time.perf_counter()
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    torch.manual_seed(cfg.train.seed)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        cfg.save(out_dir / RUN_CONFIG_NAME)
+
+    records, report = validate_records(load_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
+    _say(rank, f"data: {report}")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    vision, text = build_vision_tower(cfg.model.vision).to(device), build_text_tower(cfg.model.text).to(device)
+    base_towers = (copy.deepcopy(vision), copy.deepcopy(text)) if reference else None
+    model = assemble(vision, text, cfg.model, cfg.train.seed).to(device)
+    with _rank0_first():
+        data = prepare(records, model, eval_lang=cfg.data.lang, progress=progress and rank == 0)
+    _say(rank, "image feature cache: " + ", ".join(f"{v}: {s}" for v, s in data.cache_stats.items()))
+    sizes = {name: len(table) for name, table in data.splits.items()}
+    _say(rank, f"pairs: {sizes}; pictures: {len(data.picture_ids)}")
+    params = model.parameter_report()
+    _say(rank, "trainable: " + "; ".join(f"{k} {v}" for k, v in params.items()))
+
+    info = {"lang": cfg.data.lang, "data": cfg.data.source, "recipe": cfg.recipe}
+    result = train(model, data, cfg.train, out_dir, resume=resume, progress=progress, adapter_info=info)
+    load_adapter_into(model, out_dir)
+    test = evaluate_table(model, data, data.splits["test"])
+    metrics = {
+        "lang": cfg.data.lang,
+        "method": cfg.model.text.method.value,
+        "test": test,
+        "best_epoch": result.best_epoch + 1,
+        "train_seconds": round(result.seconds, 1),
+        "history": result.history,
+        "parameters": {k: dataclasses.asdict(v) | {"percent": v.percent} for k, v in params.items()},
+        "data": report.to_dict(),
+        "splits": sizes,
+    }
+    if reference and cfg.model.text.method != Method.FROZEN:
+        metrics["frozen_reference"] = _train_reference(cfg, base_towers, records, data, out_dir, progress)
+    metrics["total_seconds"] = round(time.perf_counter() - started, 1)
+    if rank == 0:
+        (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        summary = summarise(metrics, out_dir)
+        (out_dir / SUMMARY_NAME).write_text(summary + "\n", encoding="utf-8")
+        print(summary)
+    return metrics
+
+
+def _train_reference(cfg: RunConfig, towers, records, data: PreparedData, out_dir: Path, progress: bool) -> dict:
+    """Heads only (both towers frozen), same data, budget and seed: the gain baseline."""
+    ref_cfg = copy.deepcopy(cfg)
+    ref_cfg.model.text.method = Method.FROZEN
+    ref_cfg.model.vision.method = Method.FROZEN
+    device = next(towers[1].parameters()).device
+    ref = assemble(*towers, ref_cfg.model, cfg.train.seed).to(device)
+    ref_data = prepare(records, ref, eval_lang=cfg.data.lang, progress=False)
+    ref_dir = out_dir / REFERENCE_DIR
+    result = train(ref, ref_data, cfg.train, ref_dir, progress=progress, adapter_info={"lang": cfg.data.lang})
+    load_adapter_into(ref, ref_dir)
+    return {"test": evaluate_table(ref, ref_data, ref_data.splits["test"]), "best_epoch": result.best_epoch + 1,
+            "train_seconds": round(result.seconds, 1)}
+
+
+def summarise(metrics: dict, out_dir: Path) -> str:
+    """A short human-readable summary of a run."""
+    test, params = metrics["test"], metrics["parameters"]["total"]
+    lines = [
+        f"mlilt adapt: {metrics['lang']}, method {metrics['method']} -> {out_dir}",
+        f"  trainable {params['trainable']:,} of {params['total']:,} parameters ({params['percent']:.2f}%)",
+        f"  test ({int(test['num_pictures'])} pictures, {int(test['num_captions'])} captions):",
+        f"  {'':18s}{'t->i R@1':>9s}{'R@5':>7s}{'R@10':>7s}{'i->t R@1':>10s}{'R@5':>7s}{'R@10':>7s}{'mean':>7s}",
+        _row(metrics["method"], test),
+    ]
+    if "frozen_reference" in metrics:
+        ref = metrics["frozen_reference"]["test"]
+        lines.append(_row("frozen (heads)", ref))
+        gain = test["text_to_image_R@1"] - ref["text_to_image_R@1"]
+        lines.append(f"  gain over frozen: {gain:+.1f} text->image R@1")
+    lines.append(f"  best epoch {metrics['best_epoch']}; {metrics['total_seconds']:.0f} s in all")
+    return "\n".join(lines)
+
+
+def _row(name: str, m: dict) -> str:
+    keys = [f"{d}_R@{k}" for d in ("text_to_image", "image_to_text") for k in (1, 5, 10)]
+    return f"  {name:18s}" + "".join(f"{m[k]:>{w}.1f}" for k, w in zip(keys, (9, 7, 7, 10, 7, 7))) + \
+        f"{m['mean_recall']:>7.1f}"
+
+
+@contextmanager
+def _rank0_first():
+    """Rank 0 fills the caches first; the other processes then read them."""
+    distributed = dist.is_initialized() and dist.get_world_size() > 1
+    if distributed and dist.get_rank() != 0:
+        dist.barrier()
+    yield
+    if distributed and dist.get_rank() == 0:
+        dist.barrier()
+
+
+def _say(rank: int, message: str) -> None:
+    if rank == 0:
+        print(message, file=sys.stderr)
+
+
+def init_distributed() -> bool:
+    """Join the process group that ``torchrun`` / ``accelerate launch`` set up (env vars); gloo on CPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return False
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return True

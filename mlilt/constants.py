@@ -1,0 +1,16 @@
+"""File names and fixed identifiers used across mlilt (one place, as peft's ``utils/constants.py``)."""
+
+ADAPTER_WEIGHTS_NAME = "adapter_model.safetensors"
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+RUN_CONFIG_NAME = "run_config.json"
+METRICS_NAME = "metrics.json"
+STEP_METRICS_NAME = "metrics.jsonl"
+CHECKPOINT_DIR = "checkpoint"
+CHECKPOINT_STATE_NAME = "trainer_state.json"
+CHECKPOINT_OPTIM_NAME = "optimizer.safetensors"
+BEST_DIR = "best"
+SUMMARY_NAME = "summary.txt"
+
+# Built-in offline towers: names a user can pass to --text / --vision.
+OFFLINE_TEXT = "offline:multilingual-e5-small"
+OFFLINE_VISION = "offline:efficientnet-lite0"

@@ -1,0 +1,109 @@
+"""The dual encoder: two towers, two projection heads into a shared space, and a learned temperature."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from mlilt.config import Method, ModelConfig
+from mlilt.towers.text import TextTower, build_text_tower
+from mlilt.towers.vision import VisionTower, build_vision_tower
+from mlilt.tuning import ParameterCount, apply_method, count_parameters
+
+
+class DualEncoder(nn.Module):
+    """CLIP-style image-text model; L2-normalised embeddings, similarity = cosine * ``logit_scale.exp()``.
+
+    The vision tower always runs in eval mode: its BatchNorm statistics are never updated, which
+    keeps a frozen tower's features identical to the cached ones.
+    """
+
+    def __init__(self, vision: VisionTower, text: TextTower, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.vision = vision
+        self.text = text
+        self.image_head = nn.Linear(vision.num_features, config.embed_dim)
+        self.text_head = nn.Linear(text.hidden_size, config.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1.0 / config.init_temperature)))
+
+    def train(self, mode: bool = True) -> DualEncoder:
+        super().train(mode)
+        self.vision.eval()
+        return self
+
+    @property
+    def vision_frozen(self) -> bool:
+        return self.config.vision.method == Method.FROZEN
+
+    @property
+    def text_frozen(self) -> bool:
+        return self.config.text.method == Method.FROZEN
+
+    # --- from tower features (what training uses when a tower is frozen and its features are cached)
+    def embed_image_features(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.image_head(features), dim=-1)
+
+    def embed_text_features(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text_head(features), dim=-1)
+
+    # --- from model inputs
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.embed_image_features(self.vision(pixels))
+
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.embed_text_features(self.text(input_ids, attention_mask))
+
+    # --- convenience for people: raw texts and pictures in, embeddings out
+    @torch.no_grad()
+    def embed_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Normalised embeddings of raw texts (tokenised here, in batches)."""
+        self.eval()
+        device = self.logit_scale.device
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = self.text.tokenize(list(texts[start : start + batch_size]))
+            out.append(self.encode_text(batch["input_ids"].to(device), batch["attention_mask"].to(device)).cpu())
+        return torch.cat(out) if out else torch.empty(0, self.config.embed_dim)
+
+    @torch.no_grad()
+    def embed_images(self, images: Sequence[Image.Image], batch_size: int = 64) -> torch.Tensor:
+        """Normalised embeddings of PIL pictures (preprocessed with the tower's own data config)."""
+        self.eval()
+        device = self.logit_scale.device
+        out = []
+        for start in range(0, len(images), batch_size):
+            pixels = torch.stack([self.vision.preprocess(im) for im in images[start : start + batch_size]])
+            out.append(self.encode_image(pixels.to(device)).cpu())
+        return torch.cat(out) if out else torch.empty(0, self.config.embed_dim)
+
+    def parameter_report(self) -> dict[str, ParameterCount]:
+        """Trainable / total parameters per part and for the whole model."""
+        heads = nn.ModuleList([self.image_head, self.text_head])
+        report = {
+            "vision": count_parameters(self.vision),
+            "text": count_parameters(self.text),
+            "heads": count_parameters(heads),
+            "total": count_parameters(self),
+        }
+        return report
+
+
+def build_model(config: ModelConfig, seed: int = 0) -> DualEncoder:
+    """Load both towers, then :func:`assemble` them."""
+    return assemble(build_vision_tower(config.vision), build_text_tower(config.text), config, seed)
+
+
+def assemble(vision: VisionTower, text: TextTower, config: ModelConfig, seed: int = 0) -> DualEncoder:
+    """Apply each tower's tuning method and add heads and temperature; the seed fixes every new weight."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        apply_method(vision, config.vision)
+        apply_method(text, config.text)
+        model = DualEncoder(vision, text, config)
+    return model
