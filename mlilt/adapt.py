@@ -53,8 +53,8 @@ def resolve_out_dir(out: Path | None, cfg: RunConfig, resume: bool) -> Path:
             raise FileNotFoundError(f"--resume: no checkpoint in {base}")
         return base
     candidate, n = base, 1
-    while candidate.exists() and any(candidate.iterdir()):
-        if (candidate / CHECKPOINT_FILE).exists() and not (candidate / METRICS_NAME).exists():
+    while (candidate / CHECKPOINT_FILE).exists() or (candidate / METRICS_NAME).exists():
+        if not (candidate / METRICS_NAME).exists():
             raise FileExistsError(f"{candidate} holds an interrupted run: continue it with --resume "
                                   f"(--out {candidate}), or choose another --out")
         if out:

@@ -54,7 +54,7 @@ def tower_fingerprint(tower: VisionTower, view: str) -> str:
     digest.update(f"{FEATURE_FORMAT}|{tower.name}|{view}|{sorted(tower.data_config.items())}|{tower.transform}".encode())
     for name, tensor in tower.model.state_dict().items():
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()[:20]
 
 

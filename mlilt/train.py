@@ -197,6 +197,8 @@ def train(
     bar.close()
     if log:
         log.close()
+    if world > 1:
+        dist.barrier()  # every process sees the final adapter files before it goes on
     return TrainResult(state["best_epoch"], state["best_metric"], state["history"],
                        time.perf_counter() - started, state["step"])
 

@@ -5,14 +5,16 @@ Tokenisation happens outside ``forward`` (in the data pipeline), so the model on
 
 from __future__ import annotations
 
+import warnings
+
 import torch
+import transformers
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mlilt.config import TowerConfig
 from mlilt.constants import OFFLINE_TEXT
 
-_TYPES_WITH_POOLER = {"bert", "roberta", "xlm-roberta", "camembert"}
 
 
 class TextTower(nn.Module):
@@ -79,14 +81,22 @@ def build_text_tower(config: TowerConfig) -> TextTower:
         if prefix is None:
             prefix = "query: " if "e5" in name.lower() else ""
     try:
-        model_type = AutoConfig.from_pretrained(source).model_type
-        # The pooler of BERT-family models is unused here (we pool ourselves), so it is not built.
-        kwargs = {"add_pooling_layer": False} if model_type in _TYPES_WITH_POOLER else {}
         tokenizer = AutoTokenizer.from_pretrained(source)
-        encoder = AutoModel.from_pretrained(source, **kwargs)
+        verbosity = transformers.logging.get_verbosity()
+        transformers.logging.set_verbosity_error()  # its load report always lists the unused pooler
+        try:
+            encoder, loading = AutoModel.from_pretrained(source, output_loading_info=True)
+        finally:
+            transformers.logging.set_verbosity(verbosity)
     except OSError as err:
         raise OSError(
             f"could not load text model {name!r}: {err}\n"
             "Offline? Use the built-in tower (--text offline:multilingual-e5-small) or a local model folder."
         ) from err
+    missing = [k for k in loading["missing_keys"] if not k.startswith("pooler.")]
+    if missing:
+        warnings.warn(f"text model {name!r}: {len(missing)} weights are not in the checkpoint and start random: "
+                      f"{missing[:5]}")
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # unused: we pool token states ourselves, so it is neither trained nor counted
     return TextTower(encoder, tokenizer, config.pooling, prefix, config.max_length, name=name)
