@@ -5,3 +5,10 @@ Learning", ICLR 2023.
 """
 
 __version__ = "0.1.0"
+
+
+def load(path):
+    """A ready :class:`~mlilt.model.DualEncoder` from an adapter or run folder (see :mod:`mlilt.adapter_files`)."""
+    from mlilt.adapter_files import load as _load
+
+    return _load(path)
