@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -86,6 +87,12 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
     return 0
 
 
+# Other subcommands live beside the library code they drive: each module listed here has a
+# ``register(subparsers)`` function and imports its heavy dependencies only when its command runs.
+COMMAND_MODULES: tuple[str, ...] = (
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlilt",
@@ -94,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_adapt(sub)
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
