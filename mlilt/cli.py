@@ -90,6 +90,11 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
 # Other subcommands live beside the library code they drive: each module listed here has a
 # ``register(subparsers)`` function and imports its heavy dependencies only when its command runs.
 COMMAND_MODULES: tuple[str, ...] = (
+    "mlilt.languages",
+    "mlilt.translate",
+    "mlilt.hub",
+    "mlilt.export",
+    "mlilt.evaluation",
 )
 
 

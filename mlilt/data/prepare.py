@@ -45,11 +45,12 @@ def prepare(
     model: DualEncoder,
     eval_lang: str | None = None,
     progress: bool = True,
+    splits: tuple[str, ...] = ("train", "val", "test"),
 ) -> PreparedData:
     """Index pictures, cache frozen features, tokenise captions.
 
     Training uses every caption of the train split; validation and test use only the primary
-    captions (``primary=True``) in ``eval_lang`` (all languages if None).
+    captions (``primary=True``) in ``eval_lang`` (all languages if None). Only ``splits`` are built.
     """
     picture_ids = sorted({r.image_id for r in records})
     first_path = {}
@@ -66,19 +67,18 @@ def prepare(
     def keep_for_eval(r: CaptionRecord) -> bool:
         return r.primary and (eval_lang is None or r.lang in (None, eval_lang))
 
-    splits = {
-        "train": table([r for r in records if r.split == "train"]),
-        "val": table([r for r in records if r.split == "val" and keep_for_eval(r)]),
-        "test": table([r for r in records if r.split == "test" and keep_for_eval(r)]),
+    tables = {
+        name: table([r for r in records if r.split == name and (name == "train" or keep_for_eval(r))])
+        for name in splits
     }
-    data = PreparedData(picture_ids, paths, splits)
+    data = PreparedData(picture_ids, paths, tables)
     if model.vision_frozen:
         for view in model.config.image_views:
             data.image_features[view], data.cache_stats[view] = image_features(
                 model.vision, paths, view, progress=progress
             )
     if model.text_frozen:
-        for name, split in splits.items():
+        for name, split in tables.items():
             split.text_features = text_features(model, split, progress=progress, desc=f"text features ({name})")
     return data
 

@@ -84,10 +84,12 @@ def build_text_tower(config: TowerConfig) -> TextTower:
         tokenizer = AutoTokenizer.from_pretrained(source)
         verbosity = transformers.logging.get_verbosity()
         transformers.logging.set_verbosity_error()  # its load report always lists the unused pooler
+        transformers.logging.disable_progress_bar()
         try:
             encoder, loading = AutoModel.from_pretrained(source, output_loading_info=True)
         finally:
             transformers.logging.set_verbosity(verbosity)
+            transformers.logging.enable_progress_bar()
     except OSError as err:
         raise OSError(
             f"could not load text model {name!r}: {err}\n"
