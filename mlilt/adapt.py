@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import json
 import os
+import resource
 import sys
 import time
 from contextlib import contextmanager
@@ -39,10 +40,16 @@ def load_records(cfg: RunConfig) -> list[CaptionRecord]:
     if cfg.data.source == "emoji-cldr":
         from mlilt.data.emoji_cldr import load_emoji_cldr
 
-        return [r for lang in langs for r in load_emoji_cldr(lang)]
-    from mlilt.data.files import load_caption_source
+        records = [r for lang in langs for r in load_emoji_cldr(lang)]
+    else:
+        from mlilt.data.files import load_caption_source
 
-    return load_caption_source(cfg.data.source, cfg.data.lang)
+        records = load_caption_source(cfg.data.source, cfg.data.lang)
+    if cfg.data.max_train_captions or cfg.data.max_train_images:
+        from mlilt.data.scarcity import limit_training
+
+        records = limit_training(records, cfg.data.max_train_captions, cfg.data.max_train_images, cfg.train.seed)
+    return records
 
 
 def resolve_out_dir(out: Path | None, cfg: RunConfig, resume: bool) -> Path:
@@ -108,6 +115,9 @@ def run_adapt(cfg: RunConfig, out_dir: Path, resume: bool = False, reference: bo
     if reference and cfg.model.text.method != Method.FROZEN:
         metrics["frozen_reference"] = _train_reference(cfg, base_towers, records, data, out_dir, progress)
     metrics["total_seconds"] = round(time.perf_counter() - started, 1)
+    metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if torch.cuda.is_available():
+        metrics["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     if rank == 0:
         (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         summary = summarise(metrics, out_dir)

@@ -122,6 +122,9 @@ class DataConfig:
             evaluation stays on ``lang``.
         max_bad_fraction: Stop, with a report, when more than this share of records is bad.
         max_caption_chars: A caption longer than this is reported as over-long and dropped.
+        max_train_captions: Scarce-data control: train on at most this many captions (validation
+            and test are untouched), drawn deterministically.
+        max_train_images: Scarce-data control: train on the captions of at most this many pictures.
     """
 
     source: str = "emoji-cldr"
@@ -129,9 +132,14 @@ class DataConfig:
     extra_langs: tuple[str, ...] = ()
     max_bad_fraction: float = 0.05
     max_caption_chars: int = 1000
+    max_train_captions: int | None = None
+    max_train_images: int | None = None
 
     def __post_init__(self):
         self.extra_langs = tuple(self.extra_langs)
+        for name in ("max_train_captions", "max_train_images"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1 when given, got {getattr(self, name)}")
         if not 0 <= self.max_bad_fraction <= 1:
             raise ValueError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
 
