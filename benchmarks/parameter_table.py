@@ -26,11 +26,19 @@ VISION_METHODS = [Method.FROZEN, Method.LAYERNORM, Method.ADAPTERS]
 
 def text_tower(kind: str) -> nn.Module:
     if kind == "multilingual-e5-small":
-        config = tf.BertConfig(hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536,
-                               vocab_size=250037, max_position_embeddings=512, type_vocab_size=2)
+        config = tf.BertConfig(
+            hidden_size=384,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=1536,
+            vocab_size=250037,
+            max_position_embeddings=512,
+            type_vocab_size=2,
+        )
         return tf.BertModel(config, add_pooling_layer=False)
-    return tf.XLMRobertaModel(tf.XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514),
-                              add_pooling_layer=False)
+    return tf.XLMRobertaModel(
+        tf.XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514), add_pooling_layer=False
+    )
 
 
 def vision_tower(kind: str) -> nn.Module:
@@ -50,10 +58,20 @@ def row(text_kind, vision_kind, text_method, vision_method, rf=4):
     t, v, h = count_parameters(text), count_parameters(vision), count_parameters(heads)
     trainable = t.trainable + v.trainable + h.trainable + 1  # + temperature
     total = t.total + v.total + h.total + 1
-    return {"text": text_kind, "vision": vision_kind, "text_method": text_method.value,
-            "vision_method": vision_method.value, "text_trainable": t.trainable, "text_total": t.total,
-            "vision_trainable": v.trainable, "vision_total": v.total, "heads": h.trainable,
-            "trainable": trainable, "total": total, "percent": 100 * trainable / total}
+    return {
+        "text": text_kind,
+        "vision": vision_kind,
+        "text_method": text_method.value,
+        "vision_method": vision_method.value,
+        "text_trainable": t.trainable,
+        "text_total": t.total,
+        "vision_trainable": v.trainable,
+        "vision_total": v.total,
+        "heads": h.trainable,
+        "trainable": trainable,
+        "total": total,
+        "percent": 100 * trainable / total,
+    }
 
 
 def main() -> None:
@@ -67,12 +85,15 @@ def main() -> None:
                 r = row(text_kind, vision_kind, tm, vm)
                 if r:
                     rows.append(r)
-    print("| towers | text method | vision method | text trainable | vision trainable | heads+T | total trainable | share |")
+    print("| towers | text method | vision method | text trainable | vision trainable | heads+T | total trainable "
+          "| share |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['text']} + {r['vision']} | {r['text_method']} | {r['vision_method']} | "
-              f"{r['text_trainable']:,} / {r['text_total']:,} | {r['vision_trainable']:,} / {r['vision_total']:,} | "
-              f"{r['heads'] + 1:,} | {r['trainable']:,} / {r['total']:,} | {r['percent']:.2f}% |")
+        print(
+            f"| {r['text']} + {r['vision']} | {r['text_method']} | {r['vision_method']} | "
+            f"{r['text_trainable']:,} / {r['text_total']:,} | {r['vision_trainable']:,} / {r['vision_total']:,} | "
+            f"{r['heads'] + 1:,} | {r['trainable']:,} / {r['total']:,} | {r['percent']:.2f}% |"
+        )
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(rows, handle, indent=2)

@@ -26,7 +26,7 @@ from mlilt.constants import METRICS_NAME, RUN_CONFIG_NAME, SUMMARY_NAME
 from mlilt.data.prepare import PreparedData, prepare
 from mlilt.data.records import CaptionRecord
 from mlilt.data.validate import validate_records
-from mlilt.model import DualEncoder, assemble
+from mlilt.model import assemble
 from mlilt.towers.text import build_text_tower
 from mlilt.towers.vision import build_vision_tower
 from mlilt.train import CHECKPOINT_FILE, evaluate_table, train
@@ -62,8 +62,10 @@ def resolve_out_dir(out: Path | None, cfg: RunConfig, resume: bool) -> Path:
     candidate, n = base, 1
     while (candidate / CHECKPOINT_FILE).exists() or (candidate / METRICS_NAME).exists():
         if not (candidate / METRICS_NAME).exists():
-            raise FileExistsError(f"{candidate} holds an interrupted run: continue it with --resume "
-                                  f"(--out {candidate}), or choose another --out")
+            raise FileExistsError(
+                f"{candidate} holds an interrupted run: continue it with --resume "
+                f"(--out {candidate}), or choose another --out"
+            )
         if out:
             raise FileExistsError(f"{candidate} already holds a finished run; choose another --out")
         n += 1
@@ -71,8 +73,9 @@ def resolve_out_dir(out: Path | None, cfg: RunConfig, resume: bool) -> Path:
     return candidate
 
 
-def run_adapt(cfg: RunConfig, out_dir: Path, resume: bool = False, reference: bool = True,
-              progress: bool = True) -> dict:
+def run_adapt(
+    cfg: RunConfig, out_dir: Path, resume: bool = False, reference: bool = True, progress: bool = True
+) -> dict:
     """Train the configured method (and the frozen reference) and write the run folder; returns metrics."""
     started = time.perf_counter()
     rank = dist.get_rank() if dist.is_initialized() else 0
@@ -137,8 +140,11 @@ def _train_reference(cfg: RunConfig, towers, records, data: PreparedData, out_di
     ref_dir = out_dir / REFERENCE_DIR
     result = train(ref, ref_data, cfg.train, ref_dir, progress=progress, adapter_info={"lang": cfg.data.lang})
     load_adapter_into(ref, ref_dir)
-    return {"test": evaluate_table(ref, ref_data, ref_data.splits["test"]), "best_epoch": result.best_epoch + 1,
-            "train_seconds": round(result.seconds, 1)}
+    return {
+        "test": evaluate_table(ref, ref_data, ref_data.splits["test"]),
+        "best_epoch": result.best_epoch + 1,
+        "train_seconds": round(result.seconds, 1),
+    }
 
 
 def summarise(metrics: dict, out_dir: Path) -> str:
@@ -162,8 +168,11 @@ def summarise(metrics: dict, out_dir: Path) -> str:
 
 def _row(name: str, m: dict) -> str:
     keys = [f"{d}_R@{k}" for d in ("text_to_image", "image_to_text") for k in (1, 5, 10)]
-    return f"  {name:18s}" + "".join(f"{m[k]:>{w}.1f}" for k, w in zip(keys, (9, 7, 7, 10, 7, 7))) + \
-        f"{m['mean_recall']:>7.1f}"
+    return (
+        f"  {name:18s}"
+        + "".join(f"{m[k]:>{w}.1f}" for k, w in zip(keys, (9, 7, 7, 10, 7, 7)))
+        + f"{m['mean_recall']:>7.1f}"
+    )
 
 
 @contextmanager

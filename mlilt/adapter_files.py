@@ -79,8 +79,11 @@ def read_adapter_config(folder: Path) -> dict[str, Any]:
         raise FileNotFoundError(f"{folder} has no {ADAPTER_CONFIG_NAME}: is this an mlilt run or adapter folder?")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
-        ModelConfig(text=TowerConfig(**config["model"]["text"]), vision=TowerConfig(**config["model"]["vision"]),
-                    **{k: v for k, v in config["model"].items() if k not in ("text", "vision")})
+        ModelConfig(
+            text=TowerConfig(**config["model"]["text"]),
+            vision=TowerConfig(**config["model"]["vision"]),
+            **{k: v for k, v in config["model"].items() if k not in ("text", "vision")},
+        )
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise AdapterMismatchError(f"{path} is malformed: {err}") from err
     if config.get("format_version", 0) > FORMAT_VERSION:
@@ -116,8 +119,10 @@ def load_adapter_into(model: DualEncoder, folder: Path) -> DualEncoder:
             )
     for side in ("text", "vision"):
         if config["model"][side]["method"] != getattr(model.config, side).method.value:
-            raise AdapterMismatchError(f"{folder}: {side} method {config['model'][side]['method']!r} does not match "
-                                       f"this model's {getattr(model.config, side).method.value!r}")
+            raise AdapterMismatchError(
+                f"{folder}: {side} method {config['model'][side]['method']!r} does not match "
+                f"this model's {getattr(model.config, side).method.value!r}"
+            )
     weights = load_file(str(folder / ADAPTER_WEIGHTS_NAME))
     own = trainable_state(model)
     missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
@@ -125,16 +130,25 @@ def load_adapter_into(model: DualEncoder, folder: Path) -> DualEncoder:
         raise AdapterMismatchError(f"{folder} does not fit: missing {missing[:5]}, unexpected {unexpected[:5]}")
     for name, tensor in weights.items():
         if tensor.shape != own[name].shape:
-            raise AdapterMismatchError(f"{folder}: {name} has shape {tuple(tensor.shape)}, the model expects "
-                                       f"{tuple(own[name].shape)}")
+            raise AdapterMismatchError(
+                f"{folder}: {name} has shape {tuple(tensor.shape)}, the model expects {tuple(own[name].shape)}"
+            )
     model.load_state_dict(weights, strict=False)
     return model
 
 
-def load(folder: str | Path) -> DualEncoder:
-    """A ready model from an adapter (or run) folder: the base towers are loaded by name, then the adapter."""
+def load(folder: str | Path, revision: str | None = None) -> DualEncoder:
+    """A ready model from an adapter (or run) folder, or a Hub id (``user/name``, see :func:`mlilt.hub.download`).
+
+    A path that exists locally is a folder; anything else is fetched from the Hub (``revision``: branch, tag
+    or commit). The base towers are loaded by name, then the adapter.
+    """
     from mlilt.model import build_model
 
+    if not Path(folder).exists():
+        from mlilt.hub import download
+
+        folder = download(str(folder), revision=revision)
     model = build_model(model_config_of(Path(folder)))
     return load_adapter_into(model, Path(folder)).eval()
 

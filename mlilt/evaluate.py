@@ -48,7 +48,9 @@ def retrieval_metrics(similarity: torch.Tensor, caption_to_picture: torch.Tensor
         for k in RECALL_AT:
             metrics[f"{direction}_R@{k}"] = 100.0 * (ranks <= k).float().mean().item()
         metrics[f"{direction}_median_rank"] = ranks.float().median().item()
-    metrics["mean_recall"] = sum(metrics[f"{d}_R@{k}"] for d in ("text_to_image", "image_to_text") for k in RECALL_AT) / 6
+    metrics["mean_recall"] = (
+        sum(metrics[f"{d}_R@{k}"] for d in ("text_to_image", "image_to_text") for k in RECALL_AT) / 6
+    )
     metrics["num_captions"] = float(n_captions)
     metrics["num_pictures"] = float(int(has_caption.sum()))
     return metrics

@@ -8,7 +8,6 @@ shows what the adaptation gained in its language and what it kept (or lost) in t
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -64,9 +63,13 @@ def zero_shot(model: DualEncoder, data: PreparedData, lang: str, split: str = "t
         text = model.embed_texts([names[c] for c in labels]).cpu()
     ranking = (image @ text.t()).argsort(dim=1, descending=True)
     hit_rank = (ranking == torch.tensor(targets)[:, None]).float().argmax(1)
-    return {"top1": 100.0 * (hit_rank < 1).float().mean().item(), "top5": 100.0 * (hit_rank < 5).float().mean().item(),
-            "num_pictures": float(len(rows)), "num_classes": float(len(labels)),
-            "chance_top1": 100.0 / len(labels)}
+    return {
+        "top1": 100.0 * (hit_rank < 1).float().mean().item(),
+        "top5": 100.0 * (hit_rank < 5).float().mean().item(),
+        "num_pictures": float(len(rows)),
+        "num_classes": float(len(labels)),
+        "chance_top1": 100.0 / len(labels),
+    }
 
 
 @torch.no_grad()
@@ -82,9 +85,15 @@ def example_queries(model: DualEncoder, data: PreparedData, table, count: int = 
         gallery_emb = model.embed_images([open_rgb(data.picture_paths[p]) for p in pictures])
     query_emb = model.embed_texts([table.captions[r] for r in rows]).to(gallery_emb.device)
     top = (query_emb @ gallery_emb.t()).topk(min(k, len(pictures)), dim=1).indices.tolist()
-    return [{"query": table.captions[r], "target": data.picture_paths[int(table.picture[r])],
-             "top": [data.picture_paths[pictures[j]] for j in idx],
-             "hits": [pictures[j] == int(table.picture[r]) for j in idx]} for r, idx in zip(rows, top)]
+    return [
+        {
+            "query": table.captions[r],
+            "target": data.picture_paths[int(table.picture[r])],
+            "top": [data.picture_paths[pictures[j]] for j in idx],
+            "hits": [pictures[j] == int(table.picture[r]) for j in idx],
+        }
+        for r, idx in zip(rows, top)
+    ]
 
 
 def evaluate_language(model: DualEncoder, lang: str, data: str = "emoji-cldr", split: str = "test") -> dict:
@@ -93,8 +102,10 @@ def evaluate_language(model: DualEncoder, lang: str, data: str = "emoji-cldr", s
     if not records:
         raise ValueError(f"no {split} captions in {lang!r} for data {data!r}")
     prepared = prepare(records, model, eval_lang=lang, progress=False, splits=(split,))
-    result = {"retrieval": evaluate_table(model, prepared, prepared.splits[split]),
-              "examples": example_queries(model, prepared, prepared.splits[split])}
+    result = {
+        "retrieval": evaluate_table(model, prepared, prepared.splits[split]),
+        "examples": example_queries(model, prepared, prepared.splits[split]),
+    }
     if data == "emoji-cldr":
         result["zero_shot"] = zero_shot(model, prepared, lang, split)
     return result
@@ -102,8 +113,8 @@ def evaluate_language(model: DualEncoder, lang: str, data: str = "emoji-cldr", s
 
 def evaluate_run(run: Path, langs: list[str], data: str = "emoji-cldr", split: str = "test") -> dict:
     """Every language, for the run's model and (when the run holds one) its untouched base."""
-    from mlilt.adapter_files import load
     from mlilt.adapt import REFERENCE_DIR
+    from mlilt.adapter_files import load
 
     models = {"adapted": load(run)}
     if (run / REFERENCE_DIR).exists():
@@ -112,11 +123,17 @@ def evaluate_run(run: Path, langs: list[str], data: str = "emoji-cldr", split: s
     for lang in langs:
         entry = {name: evaluate_language(model, lang, data, split) for name, model in models.items()}
         if "base" in entry:
-            entry["change"] = {k: entry["adapted"]["retrieval"][k] - entry["base"]["retrieval"][k]
-                               for k in entry["adapted"]["retrieval"] if "_R@" in k or k == "mean_recall"}
+            entry["change"] = {
+                k: entry["adapted"]["retrieval"][k] - entry["base"]["retrieval"][k]
+                for k in entry["adapted"]["retrieval"]
+                if "_R@" in k or k == "mean_recall"
+            }
         results["languages"][lang] = entry
-        print(f"  {lang}: text->image R@1 " + ", ".join(
-            f"{name} {entry[name]['retrieval']['text_to_image_R@1']:.1f}" for name in models), file=sys.stderr)
+        print(
+            f"  {lang}: text->image R@1 "
+            + ", ".join(f"{name} {entry[name]['retrieval']['text_to_image_R@1']:.1f}" for name in models),
+            file=sys.stderr,
+        )
     return results
 
 

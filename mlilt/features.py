@@ -51,7 +51,9 @@ def file_sha256(path: str | Path) -> str:
 def tower_fingerprint(tower: VisionTower, view: str) -> str:
     """A short hash of everything that determines a tower's features for a picture."""
     digest = hashlib.sha256()
-    digest.update(f"{FEATURE_FORMAT}|{tower.name}|{view}|{sorted(tower.data_config.items())}|{tower.transform}".encode())
+    digest.update(
+        f"{FEATURE_FORMAT}|{tower.name}|{view}|{sorted(tower.data_config.items())}|{tower.transform}".encode()
+    )
     for name, tensor in tower.model.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
@@ -82,7 +84,9 @@ class FeatureStore:
     def add(self, hashes: list[str], features: torch.Tensor) -> None:
         """Keep new rows and write them as one shard, atomically."""
         features = features.detach().float().cpu().contiguous()
-        shard = self.folder / f"shard-{len(list(self.folder.glob('shard-*.safetensors'))):05d}-{os.getpid()}.safetensors"
+        shard = (
+            self.folder / f"shard-{len(list(self.folder.glob('shard-*.safetensors'))):05d}-{os.getpid()}.safetensors"
+        )
         tmp = shard.with_suffix(".tmp")
         save_file({"features": features}, str(tmp), metadata={"hashes": json.dumps(hashes)})
         os.replace(tmp, shard)

@@ -56,7 +56,9 @@ class ContrastiveLoss(nn.Module):
         image_emb, text_emb, image_ids = gather_with_grad(image_emb), gather_with_grad(text_emb), gather_ids(image_ids)
         unique_ids, caption_to_picture = torch.unique(image_ids, return_inverse=True)
         first = torch.full((len(unique_ids),), len(image_ids), dtype=torch.long, device=image_ids.device)
-        first = first.scatter_reduce(0, caption_to_picture, torch.arange(len(image_ids), device=image_ids.device), "amin")
+        first = first.scatter_reduce(
+            0, caption_to_picture, torch.arange(len(image_ids), device=image_ids.device), "amin"
+        )
         pictures = image_emb[first]  # (P, D): each distinct picture once
 
         logits = logit_scale.exp().clamp(max=100.0) * text_emb @ pictures.t()  # (B, P)
@@ -65,6 +67,7 @@ class ContrastiveLoss(nn.Module):
         positives = caption_to_picture.unsqueeze(0) == torch.arange(len(unique_ids), device=logits.device)[:, None]
         per_picture = logits.t()  # (P, B)
         image_to_text = (
-            torch.logsumexp(per_picture, dim=1) - torch.logsumexp(per_picture.masked_fill(~positives, -torch.inf), dim=1)
+            torch.logsumexp(per_picture, dim=1)
+            - torch.logsumexp(per_picture.masked_fill(~positives, -torch.inf), dim=1)
         ).mean()
         return (text_to_image + image_to_text) / 2

@@ -19,8 +19,11 @@ from mlilt.constants import METRICS_NAME, STEP_METRICS_NAME  # noqa: E402
 
 REPORT_JSON, REPORT_MD = "report.json", "report.md"
 RECALL_CHART, CURVES_CHART, EXAMPLES_CHART = "recall_per_language.png", "training_curves.png", "examples.png"
-RETRIEVAL_COLUMNS = [(f"{d}_R@{k}", f"{'t→i' if d == 'text_to_image' else 'i→t'} R@{k}")
-                     for d in ("text_to_image", "image_to_text") for k in (1, 5, 10)]
+RETRIEVAL_COLUMNS = [
+    (f"{d}_R@{k}", f"{'t→i' if d == 'text_to_image' else 'i→t'} R@{k}")
+    for d in ("text_to_image", "image_to_text")
+    for k in (1, 5, 10)
+]
 
 
 def write_report(results: dict, out: Path, run: Path | None = None) -> list[Path]:
@@ -40,9 +43,14 @@ def write_report(results: dict, out: Path, run: Path | None = None) -> list[Path
 
 
 def markdown(results: dict, charts: list[str]) -> str:
-    lines = [f"# Evaluation of `{results['run']}`", "", f"Data: {results['data']}, split `{results['split']}`.", "",
-             "| language | model | " + " | ".join(c for _, c in RETRIEVAL_COLUMNS) + " | mean | zero-shot top-1 |",
-             "|---|---|" + "---:|" * (len(RETRIEVAL_COLUMNS) + 2)]
+    lines = [
+        f"# Evaluation of `{results['run']}`",
+        "",
+        f"Data: {results['data']}, split `{results['split']}`.",
+        "",
+        "| language | model | " + " | ".join(c for _, c in RETRIEVAL_COLUMNS) + " | mean | zero-shot top-1 |",
+        "|---|---|" + "---:|" * (len(RETRIEVAL_COLUMNS) + 2),
+    ]
     for lang, entry in results["languages"].items():
         for name in ("adapted", "base"):
             if name not in entry:
@@ -53,11 +61,22 @@ def markdown(results: dict, charts: list[str]) -> str:
             lines.append(f"| {lang} | {name} | " + " | ".join(cells) + " |")
         if "change" in entry:
             c = entry["change"]
-            lines.append(f"| {lang} | change | " + " | ".join(f"{c[k]:+.1f}" for k, _ in RETRIEVAL_COLUMNS)
-                         + f" | {c['mean_recall']:+.1f} | |")
-    lines += ["", "**Base** is the run's `reference-frozen/` model: the same towers untouched, heads trained on the "
-              "same data and budget. **Change** = adapted − base: gains in the trained language, knowledge kept "
-              "(or lost) in the others.", "", "## Protocol", "", results["protocol"], ""]
+            lines.append(
+                f"| {lang} | change | "
+                + " | ".join(f"{c[k]:+.1f}" for k, _ in RETRIEVAL_COLUMNS)
+                + f" | {c['mean_recall']:+.1f} | |"
+            )
+    lines += [
+        "",
+        "**Base** is the run's `reference-frozen/` model: the same towers untouched, heads trained on the "
+        "same data and budget. **Change** = adapted − base: gains in the trained language, knowledge kept "
+        "(or lost) in the others.",
+        "",
+        "## Protocol",
+        "",
+        results["protocol"],
+        "",
+    ]
     lines += [f"![{c}]({c})" for c in charts]
     return "\n".join(lines) + "\n"
 
@@ -69,8 +88,10 @@ def recall_chart(results: dict, path: Path) -> Path:
     width = 0.8 / len(models)
     for ax, k in zip(axes, (1, 10)):
         for i, model in enumerate(models):
-            values = [results["languages"][lang].get(model, {}).get("retrieval", {}).get(f"text_to_image_R@{k}", 0)
-                      for lang in langs]
+            values = [
+                results["languages"][lang].get(model, {}).get("retrieval", {}).get(f"text_to_image_R@{k}", 0)
+                for lang in langs
+            ]
             bars = ax.bar([x + i * width for x in range(len(langs))], values, width, label=model)
             ax.bar_label(bars, fmt="%.0f", fontsize=7)
         ax.set_xticks([x + width * (len(models) - 1) / 2 for x in range(len(langs))], langs)
@@ -91,10 +112,12 @@ def curves_chart(run: Path, path: Path) -> Path:
     left.set_xlabel("step")
     left.set_title("training loss")
     if history:
-        right.plot([h["epoch"] + 1 for h in history], [h["val_text_to_image_R@1"] for h in history], "o-",
-                   label="t→i R@1")
-        right.plot([h["epoch"] + 1 for h in history], [h["val_text_to_image_R@10"] for h in history], "s-",
-                   label="t→i R@10")
+        right.plot(
+            [h["epoch"] + 1 for h in history], [h["val_text_to_image_R@1"] for h in history], "o-", label="t→i R@1"
+        )
+        right.plot(
+            [h["epoch"] + 1 for h in history], [h["val_text_to_image_R@10"] for h in history], "s-", label="t→i R@10"
+        )
         right.legend(fontsize=8)
     right.set_xlabel("epoch")
     right.set_title("validation recall (%)")

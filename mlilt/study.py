@@ -33,8 +33,23 @@ def _adapt(out: Path, lang: str, method: str, passthrough: list[str], extra: lis
     if (out / METRICS_NAME).exists():
         return json.loads((out / METRICS_NAME).read_text())
     resume = ["--resume"] if (out / "checkpoint.safetensors").exists() else []
-    command = [sys.executable, "-m", "mlilt.cli", "adapt", "--lang", lang, "--method", method, "--out", str(out),
-               "--no-reference", "--quiet", *passthrough, *extra, *resume]
+    command = [
+        sys.executable,
+        "-m",
+        "mlilt.cli",
+        "adapt",
+        "--lang",
+        lang,
+        "--method",
+        method,
+        "--out",
+        str(out),
+        "--no-reference",
+        "--quiet",
+        *passthrough,
+        *extra,
+        *resume,
+    ]
     print(f"study: {out.name} ...", file=sys.stderr, flush=True)
     done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
@@ -44,13 +59,26 @@ def _adapt(out: Path, lang: str, method: str, passthrough: list[str], extra: lis
 
 def _row(name: str, metrics: dict, test: dict | None = None) -> dict:
     test = test or metrics["test"]
-    return {"name": name, "method": metrics["method"], "trainable_percent": metrics["parameters"]["total"]["percent"],
-            "trainable": metrics["parameters"]["total"]["trainable"], **test,
-            "train_seconds": metrics["train_seconds"], "peak_rss_mb": metrics.get("peak_rss_mb")}
+    return {
+        "name": name,
+        "method": metrics["method"],
+        "trainable_percent": metrics["parameters"]["total"]["percent"],
+        "trainable": metrics["parameters"]["total"]["trainable"],
+        **test,
+        "train_seconds": metrics["train_seconds"],
+        "peak_rss_mb": metrics.get("peak_rss_mb"),
+    }
 
 
-def run_study(lang: str, out: Path, methods: tuple[str, ...], fractions: tuple[float, ...], transfer_from: str | None,
-              passthrough: list[str], data: str = "emoji-cldr") -> dict:
+def run_study(
+    lang: str,
+    out: Path,
+    methods: tuple[str, ...],
+    fractions: tuple[float, ...],
+    transfer_from: str | None,
+    passthrough: list[str],
+    data: str = "emoji-cldr",
+) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     rows = [_row(m, _adapt(out / m, lang, m, passthrough, [])) for m in methods]
     full = next((r for r in rows if r["method"] == "full"), None)
@@ -69,10 +97,20 @@ def run_study(lang: str, out: Path, methods: tuple[str, ...], fractions: tuple[f
     if adapters and fractions:
         total = json.loads((out / "adapters" / METRICS_NAME).read_text())["splits"]["train"]
         for fraction in fractions:
-            metrics = _adapt(out / f"adapters-{int(fraction * 100)}pct", lang, "adapters", passthrough,
-                             ["--max-captions", str(max(1, int(fraction * total)))])
-            study["learning_curve"].append({**_row(f"{fraction:.0%} captions", metrics), "fraction": fraction,
-                                            "captions": metrics["splits"]["train"]})
+            metrics = _adapt(
+                out / f"adapters-{int(fraction * 100)}pct",
+                lang,
+                "adapters",
+                passthrough,
+                ["--max-captions", str(max(1, int(fraction * total)))],
+            )
+            study["learning_curve"].append(
+                {
+                    **_row(f"{fraction:.0%} captions", metrics),
+                    "fraction": fraction,
+                    "captions": metrics["splits"]["train"],
+                }
+            )
         study["learning_curve"].append({**adapters, "fraction": 1.0, "captions": total})
     (out / "study.json").write_text(json.dumps(study, indent=2) + "\n", encoding="utf-8")
     charts = [_tradeoff_chart(study, out / "recall_vs_trainable.png")]
@@ -83,14 +121,18 @@ def run_study(lang: str, out: Path, methods: tuple[str, ...], fractions: tuple[f
 
 
 def study_markdown(study: dict, charts: list[str]) -> str:
-    head = ("| run | trainable | t→i R@1 | t→i R@10 | i→t R@1 | i→t R@10 | mean | R@1 as % of full | train s | "
-            "peak RSS MB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = (
+        "| run | trainable | t→i R@1 | t→i R@10 | i→t R@1 | i→t R@10 | mean | R@1 as % of full | train s | "
+        "peak RSS MB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
 
     def line(r):
         share = f"{r['share_of_full_R@1']:.0f}%" if r.get("share_of_full_R@1") is not None else "–"
-        return (f"| {r['name']} | {r['trainable_percent']:.2f}% | {r['text_to_image_R@1']:.1f} | "
-                f"{r['text_to_image_R@10']:.1f} | {r['image_to_text_R@1']:.1f} | {r['image_to_text_R@10']:.1f} | "
-                f"{r['mean_recall']:.1f} | {share} | {r['train_seconds']:.0f} | {r['peak_rss_mb'] or 0:.0f} |")
+        return (
+            f"| {r['name']} | {r['trainable_percent']:.2f}% | {r['text_to_image_R@1']:.1f} | "
+            f"{r['text_to_image_R@10']:.1f} | {r['image_to_text_R@1']:.1f} | {r['image_to_text_R@10']:.1f} | "
+            f"{r['mean_recall']:.1f} | {share} | {r['train_seconds']:.0f} | {r['peak_rss_mb'] or 0:.0f} |"
+        )
 
     parts = [f"# Study: {study['lang']}", "", "## Methods (same data, recipe and budget)", "", head]
     parts += [line(r) for r in study["methods"]]
@@ -106,8 +148,13 @@ def _tradeoff_chart(study: dict, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for r in study["methods"]:
         ax.scatter(max(r["trainable_percent"], 1e-3), r["text_to_image_R@1"])
-        ax.annotate(r["method"], (max(r["trainable_percent"], 1e-3), r["text_to_image_R@1"]), fontsize=8,
-                    xytext=(4, 3), textcoords="offset points")
+        ax.annotate(
+            r["method"],
+            (max(r["trainable_percent"], 1e-3), r["text_to_image_R@1"]),
+            fontsize=8,
+            xytext=(4, 3),
+            textcoords="offset points",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("trainable parameters (% of model, log)")
     ax.set_ylabel("test text → image R@1 (%)")
@@ -142,8 +189,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", required=True, help="target language (e.g. sw)")
     p.add_argument("--out", type=Path, help="study folder (default runs/study-<lang>)")
     p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods to compare")
-    p.add_argument("--fractions", default=",".join(str(f) for f in FRACTIONS),
-                   help="shares of the training captions for the learning curve ('' to skip)")
+    p.add_argument(
+        "--fractions",
+        default=",".join(str(f) for f in FRACTIONS),
+        help="shares of the training captions for the learning curve ('' to skip)",
+    )
     p.add_argument("--transfer-from", default="en", help="source language for the transfer run ('' to skip)")
     p.add_argument("--config", help="recipe for every run (default: configs/default.yaml)")
     p.add_argument("--epochs", type=int, help="epochs of every run")
@@ -167,8 +217,9 @@ def _cmd_study(args: argparse.Namespace) -> int:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
     fractions = tuple(float(f) for f in args.fractions.split(",") if f)
     out = args.out or Path("runs") / f"study-{args.lang}"
-    study = run_study(args.lang, out, methods, fractions, args.transfer_from or None, passthrough,
-                      args.data or "emoji-cldr")
+    study = run_study(
+        args.lang, out, methods, fractions, args.transfer_from or None, passthrough, args.data or "emoji-cldr"
+    )
     print((out / "study.md").read_text(encoding="utf-8"))
     print(f"study folder: {out}")
     return 0 if study["methods"] else 1

@@ -65,9 +65,14 @@ def make_optimizer(model: DualEncoder, cfg: TrainConfig) -> torch.optim.AdamW:
             groups[(id(param) in heads, param.ndim >= 2)].append(param)
     return torch.optim.AdamW(
         [
-            {"params": params, "lr": cfg.head_lr if is_head else cfg.lr, "base_lr": cfg.head_lr if is_head else cfg.lr,
-             "weight_decay": cfg.weight_decay if decay else 0.0}
-            for (is_head, decay), params in groups.items() if params
+            {
+                "params": params,
+                "lr": cfg.head_lr if is_head else cfg.lr,
+                "base_lr": cfg.head_lr if is_head else cfg.lr,
+                "weight_decay": cfg.weight_decay if decay else 0.0,
+            }
+            for (is_head, decay), params in groups.items()
+            if params
         ]
     )
 
@@ -79,7 +84,9 @@ def embed_batch(model: DualEncoder, data: PreparedData, table: CaptionTable, idx
     if data.image_features:
         image_emb = model.embed_image_features(data.image_features[view or "plain"][pictures].to(device))
     else:
-        pixels = torch.stack([model.vision.preprocess(open_rgb(data.picture_paths[i]), view or "plain") for i in pictures])
+        pixels = torch.stack(
+            [model.vision.preprocess(open_rgb(data.picture_paths[i]), view or "plain") for i in pictures]
+        )
         image_emb = model.encode_image(pixels.to(device))
     if table.text_features is not None:
         text_emb = model.embed_text_features(table.text_features[idx].to(device))
@@ -148,8 +155,14 @@ def train(
         (out_dir / STEP_METRICS_NAME).unlink(missing_ok=True)
     log = open(out_dir / STEP_METRICS_NAME, "a", encoding="utf-8") if rank == 0 else None
     started = time.perf_counter()
-    bar = tqdm(total=total_steps, initial=state["step"], desc="train", unit="step",
-               disable=not progress or rank != 0, file=sys.stderr)
+    bar = tqdm(
+        total=total_steps,
+        initial=state["step"],
+        desc="train",
+        unit="step",
+        disable=not progress or rank != 0,
+        file=sys.stderr,
+    )
     while state["step"] < total_steps:
         epoch, done_in_epoch = divmod(state["step"], steps_per_epoch)
         model.train()
@@ -173,9 +186,15 @@ def train(
             state["step"] = step + 1
             seconds = time.perf_counter() - tick
             if log:
-                record = {"step": step + 1, "epoch": epoch, "loss": round(loss.item(), 5),
-                          "lr": optimizer.param_groups[0]["lr"], "temperature": round(1 / model.logit_scale.exp().item(), 5),
-                          "grad_norm": round(float(grad_norm), 4), "pairs_per_s": round(cfg.batch_size / seconds, 1)}
+                record = {
+                    "step": step + 1,
+                    "epoch": epoch,
+                    "loss": round(loss.item(), 5),
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "temperature": round(1 / model.logit_scale.exp().item(), 5),
+                    "grad_norm": round(float(grad_norm), 4),
+                    "pairs_per_s": round(cfg.batch_size / seconds, 1),
+                }
                 log.write(json.dumps(record) + "\n")
                 log.flush()
             bar.set_postfix(loss=f"{loss.item():.3f}", pairs_s=f"{cfg.batch_size / seconds:.0f}")
@@ -183,14 +202,19 @@ def train(
             end_of_epoch = state["step"] % steps_per_epoch == 0
             if end_of_epoch:
                 metrics = evaluate_table(model, data, data.splits["val"])
-                state["history"].append({"epoch": epoch, "step": state["step"], **{f"val_{k}": v for k, v in metrics.items()}})
+                state["history"].append(
+                    {"epoch": epoch, "step": state["step"], **{f"val_{k}": v for k, v in metrics.items()}}
+                )
                 if metrics[PRIMARY_METRIC] > state["best_metric"]:
                     state["best_metric"], state["best_epoch"] = metrics[PRIMARY_METRIC], epoch
                     if rank == 0:
                         save_adapter(model, out_dir, adapter_info)
                 if rank == 0:
-                    tqdm.write(f"epoch {epoch + 1}/{cfg.epochs}: val {PRIMARY_METRIC} {metrics[PRIMARY_METRIC]:.1f}"
-                               f" (best {state['best_metric']:.1f}, epoch {state['best_epoch'] + 1})", file=sys.stderr)
+                    tqdm.write(
+                        f"epoch {epoch + 1}/{cfg.epochs}: val {PRIMARY_METRIC} {metrics[PRIMARY_METRIC]:.1f}"
+                        f" (best {state['best_metric']:.1f}, epoch {state['best_epoch'] + 1})",
+                        file=sys.stderr,
+                    )
                 model.train()
             if rank == 0 and (end_of_epoch or state["step"] % cfg.checkpoint_every == 0):
                 _save_checkpoint(out_dir / CHECKPOINT_FILE, model, optimizer, state)
@@ -199,8 +223,9 @@ def train(
         log.close()
     if world > 1:
         dist.barrier()  # every process sees the final adapter files before it goes on
-    return TrainResult(state["best_epoch"], state["best_metric"], state["history"],
-                       time.perf_counter() - started, state["step"])
+    return TrainResult(
+        state["best_epoch"], state["best_metric"], state["history"], time.perf_counter() - started, state["step"]
+    )
 
 
 def _rank_world() -> tuple[int, int]:
@@ -235,7 +260,7 @@ def _load_checkpoint(path: Path, model: DualEncoder, optimizer: torch.optim.Opti
     with safe_open(str(path), framework="pt") as handle:
         state = json.loads(handle.metadata()["state"])
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}
-    weights = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    weights = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     missing = set(trainable_state(model)) - set(weights)
     if missing:
         raise ValueError(f"checkpoint {path} does not fit this model (missing {sorted(missing)[:3]} ...)")
@@ -254,5 +279,7 @@ def _truncate_log(path: Path, step: int) -> None:
     """Drop log lines written after the checkpoint we resume from (they will be written again)."""
     if not path.exists():
         return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line)["step"] <= step]
+    kept = [
+        line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line)["step"] <= step
+    ]
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")

@@ -15,11 +15,22 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 torch.set_num_threads(2)
 
-COLOURS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (30, 60, 220), "yellow": (235, 200, 20),
-           "black": (10, 10, 10), "purple": (140, 40, 170)}
+COLOURS = {
+    "red": (220, 30, 30),
+    "green": (30, 170, 60),
+    "blue": (30, 60, 220),
+    "yellow": (235, 200, 20),
+    "black": (10, 10, 10),
+    "purple": (140, 40, 170),
+}
 SHAPES = ("circle", "square", "triangle", "bar")
 CORPUS = [f"{c} {s}" for c in COLOURS for s in SHAPES] + [
-    "a picture of", "mbwa paka ndege", "rangi nyekundu", "the quick brown fox", "ይህ ሙከራ ነው", "ẹ kú àárọ̀",
+    "a picture of",
+    "mbwa paka ndege",
+    "rangi nyekundu",
+    "the quick brown fox",
+    "ይህ ሙከራ ነው",
+    "ẹ kú àárọ̀",
 ]
 
 
@@ -37,24 +48,46 @@ def tiny_tokenizer():
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
     )
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=64)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=64,
+    )
 
 
 def tiny_text_model(kind: str = "xlm-roberta", vocab_size: int = 300):
     """A tiny randomly initialised encoder of a real transformers class."""
     import transformers as tf
 
-    common = dict(vocab_size=vocab_size, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                  max_position_embeddings=80)
+    common = dict(
+        vocab_size=vocab_size,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=80,
+    )
     if kind == "xlm-roberta":
-        return tf.XLMRobertaModel(tf.XLMRobertaConfig(hidden_size=32, pad_token_id=0, **common),
-                                  add_pooling_layer=False)
+        return tf.XLMRobertaModel(
+            tf.XLMRobertaConfig(hidden_size=32, pad_token_id=0, **common), add_pooling_layer=False
+        )
     if kind == "bert":
         return tf.BertModel(tf.BertConfig(hidden_size=32, pad_token_id=0, **common), add_pooling_layer=False)
     if kind == "distilbert":
-        return tf.DistilBertModel(tf.DistilBertConfig(vocab_size=vocab_size, dim=32, n_layers=2, n_heads=2,
-                                                      hidden_dim=64, max_position_embeddings=80, pad_token_id=0))
+        return tf.DistilBertModel(
+            tf.DistilBertConfig(
+                vocab_size=vocab_size,
+                dim=32,
+                n_layers=2,
+                n_heads=2,
+                hidden_dim=64,
+                max_position_embeddings=80,
+                pad_token_id=0,
+            )
+        )
     raise ValueError(kind)
 
 
@@ -102,8 +135,7 @@ def shapes_dataset(tmp_path_factory) -> Path:
             name = f"{colour}-{shape}.png"
             draw_picture(colour, shape).save(root / name)
             lines.append({"image": name, "caption": f"{colour} {shape}", "lang": "en"})
-            lines.append({"image": name, "caption": f"a picture of {colour} {shape}", "lang": "en",
-                          "primary": False})
+            lines.append({"image": name, "caption": f"a picture of {colour} {shape}", "lang": "en", "primary": False})
     path = root / "captions.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     return path

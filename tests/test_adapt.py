@@ -24,8 +24,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _args(assets, data, out, *extra) -> list[str]:
-    return ["adapt", "--lang", "en", "--data", str(data), "--text", assets["text"], "--vision", assets["vision"],
-            "--vision-weights", assets["vision_weights"], "--batch-size", "8", "--out", str(out), "--quiet", *extra]
+    return [
+        "adapt",
+        "--lang",
+        "en",
+        "--data",
+        str(data),
+        "--text",
+        assets["text"],
+        "--vision",
+        assets["vision"],
+        "--vision-weights",
+        assets["vision_weights"],
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
 
 
 def _recipe(tmp_path, **train) -> Path:
@@ -83,18 +100,30 @@ def test_bad_records_are_counted_reported_and_stop_the_run(tiny_assets, shapes_d
         assert kind in err
     assert "--max-bad-fraction" in err
     out = tmp_path / "run2"
-    args = _args(tiny_assets, data, out, "--epochs", "1", "--config", recipe, "--max-bad-fraction", "0.2",
-                 "--no-reference")
+    args = _args(
+        tiny_assets, data, out, "--epochs", "1", "--config", recipe, "--max-bad-fraction", "0.2", "--no-reference"
+    )
     assert main(args) == 0
     report = json.loads((out / METRICS_NAME).read_text())["data"]
     assert report["total"] == len(lines) + 5 and report["kept"] == len(lines)
-    assert report["bad"] == {"missing_image": 1, "unreadable_image": 1, "empty_caption": 1,
-                             "overlong_caption": 1, "duplicate_pair": 1}
+    assert report["bad"] == {
+        "missing_image": 1,
+        "unreadable_image": 1,
+        "empty_caption": 1,
+        "overlong_caption": 1,
+        "duplicate_pair": 1,
+    }
 
 
 def _run_cli(args: list[str], env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "mlilt.cli", *args], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "mlilt.cli", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _checkpoint_step(path: Path) -> int:
@@ -124,7 +153,10 @@ def test_resume_after_sigkill_ends_where_an_uninterrupted_run_ends(tiny_assets, 
 
     resumed = _run_cli(_args(tiny_assets, shapes_dataset, killed_out, *common, "--resume"), env)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
-    a, b = load_file(str(tmp_path / "straight" / ADAPTER_WEIGHTS_NAME)), load_file(str(killed_out / ADAPTER_WEIGHTS_NAME))
+    a, b = (
+        load_file(str(tmp_path / "straight" / ADAPTER_WEIGHTS_NAME)),
+        load_file(str(killed_out / ADAPTER_WEIGHTS_NAME)),
+    )
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = [json.loads(x)["step"] for x in (killed_out / STEP_METRICS_NAME).read_text().splitlines()]
@@ -153,12 +185,29 @@ def test_two_processes_match_one(tiny_assets, shapes_dataset, tmp_path, dropout_
     common = ["--epochs", "3", "--config", str(_recipe(tmp_path)), "--no-reference"]
     single = _run_cli(_args(assets, shapes_dataset, tmp_path / "one", *common), env)
     assert single.wait(timeout=300) == 0, single.stderr.read()
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                "-m", "mlilt.cli"]
-    double = subprocess.run([*torchrun, *_args(assets, shapes_dataset, tmp_path / "two", *common)], env=env,
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "mlilt.cli",
+    ]
+    double = subprocess.run(
+        [*torchrun, *_args(assets, shapes_dataset, tmp_path / "two", *common)],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert double.returncode == 0, double.stderr[-3000:]
-    a, b = load_file(str(tmp_path / "one" / ADAPTER_WEIGHTS_NAME)), load_file(str(tmp_path / "two" / ADAPTER_WEIGHTS_NAME))
+    a, b = (
+        load_file(str(tmp_path / "one" / ADAPTER_WEIGHTS_NAME)),
+        load_file(str(tmp_path / "two" / ADAPTER_WEIGHTS_NAME)),
+    )
     assert a.keys() == b.keys()
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key

@@ -34,7 +34,9 @@ def _trained_model(assets, **kw):
 TEXTS = ["red circle", "mbwa", "ይህ ሙከራ ነው", "a picture of blue bar"]
 
 
-@pytest.mark.parametrize("method,vision_method", [("adapters", "frozen"), ("lora", "adapters"), ("bitfit", "layernorm")])
+@pytest.mark.parametrize(
+    "method,vision_method", [("adapters", "frozen"), ("lora", "adapters"), ("bitfit", "layernorm")]
+)
 def test_save_reload_gives_identical_embeddings(tiny_assets, tmp_path, method, vision_method):
     model = _trained_model(tiny_assets, method=method, vision_method=vision_method)
     images = [draw_picture("red", "circle"), draw_picture("blue", "bar")]

@@ -57,8 +57,10 @@ def test_a_saved_datasets_dataset(tmp_path, monkeypatch):
 
     monkeypatch.setenv("MLILT_CACHE", str(tmp_path / "cache"))
     ds = datasets.Dataset.from_dict(
-        {"image": [draw_picture("red", "circle"), draw_picture("blue", "bar")],
-         "caption": [["nyekundu", "duara"], ["bluu"]]},
+        {
+            "image": [draw_picture("red", "circle"), draw_picture("blue", "bar")],
+            "caption": [["nyekundu", "duara"], ["bluu"]],
+        },
         features=datasets.Features({"image": datasets.Image(), "caption": datasets.List(datasets.Value("string"))}),
     )
     path = tmp_path / "ds"

@@ -35,11 +35,13 @@ def test_ties_count_against_the_model():
 
 def test_several_captions_per_picture():
     # pictures A (captions 0, 1) and B (caption 2). Scores (caption x picture):
-    sim = torch.tensor([
-        [0.1, 0.9],   # caption 0 of A prefers B: t->i rank 2
-        [0.8, 0.2],   # caption 1 of A prefers A: rank 1
-        [0.3, 0.7],   # caption 2 of B prefers B: rank 1
-    ])
+    sim = torch.tensor(
+        [
+            [0.1, 0.9],  # caption 0 of A prefers B: t->i rank 2
+            [0.8, 0.2],  # caption 1 of A prefers A: rank 1
+            [0.3, 0.7],  # caption 2 of B prefers B: rank 1
+        ]
+    )
     m = retrieval_metrics(sim, torch.tensor([0, 0, 1]))
     assert m["text_to_image_R@1"] == pytest.approx(200 / 3)
     # image->text: A's best own caption is 1 (0.8): above every other caption -> hit.

@@ -15,8 +15,9 @@ from mlilt.towers.vision import VisionTower
 
 def _pictures(folder, n=5):
     paths = []
-    for i, (colour, shape) in enumerate([("red", "circle"), ("blue", "bar"), ("green", "square"),
-                                         ("black", "triangle"), ("purple", "circle")][:n]):
+    for i, (colour, shape) in enumerate(
+        [("red", "circle"), ("blue", "bar"), ("green", "square"), ("black", "triangle"), ("purple", "circle")][:n]
+    ):
         path = folder / f"p{i}.png"
         draw_picture(colour, shape).save(path)
         paths.append(str(path))
@@ -39,8 +40,9 @@ def test_cache_hits_after_the_first_pass_and_matches_the_tower(tmp_path):
 
     # a renamed copy of a picture hits (content hash); a new picture misses
     shutil.copy(paths[0], tmp_path / "renamed.png")
-    _, stats = image_features(tower, [str(tmp_path / "renamed.png")], store=FeatureStore(tower, root=root),
-                              progress=False)
+    _, stats = image_features(
+        tower, [str(tmp_path / "renamed.png")], store=FeatureStore(tower, root=root), progress=False
+    )
     assert (stats.hits, stats.misses) == (1, 0)
 
 

@@ -33,11 +33,13 @@ def test_a_repeated_picture_is_counted_once_and_both_captions_are_positives():
     logits = scale.exp() * txt @ pictures.t()  # 4 captions x 3 distinct pictures
     t2i = F.cross_entropy(logits, torch.tensor([0, 0, 1, 2]))
     per_picture = logits.t()
-    i2t = torch.stack([
-        torch.logsumexp(per_picture[0], 0) - torch.logsumexp(per_picture[0, :2], 0),
-        torch.logsumexp(per_picture[1], 0) - per_picture[1, 2],
-        torch.logsumexp(per_picture[2], 0) - per_picture[2, 3],
-    ]).mean()
+    i2t = torch.stack(
+        [
+            torch.logsumexp(per_picture[0], 0) - torch.logsumexp(per_picture[0, :2], 0),
+            torch.logsumexp(per_picture[1], 0) - per_picture[1, 2],
+            torch.logsumexp(per_picture[2], 0) - per_picture[2, 3],
+        ]
+    ).mean()
     assert torch.allclose(got, (t2i + i2t) / 2)
 
 

@@ -18,7 +18,10 @@ def test_eval_writes_report_with_base_and_change(tiny_assets, shapes_dataset, tm
     entry = report["languages"]["en"]
     assert set(entry) >= {"adapted", "base", "change"}
     r = entry["adapted"]["retrieval"]
-    assert entry["change"]["text_to_image_R@1"] == r["text_to_image_R@1"] - entry["base"]["retrieval"]["text_to_image_R@1"]
+    assert (
+        entry["change"]["text_to_image_R@1"]
+        == r["text_to_image_R@1"] - entry["base"]["retrieval"]["text_to_image_R@1"]
+    )
     assert "Ties count against the model" in report["protocol"]
     for name in ("report.md", "recall_per_language.png", "training_curves.png", "examples.png"):
         assert (run / name).stat().st_size > 0, name
@@ -28,10 +31,33 @@ def test_eval_writes_report_with_base_and_change(tiny_assets, shapes_dataset, tm
 
 def test_tiny_study_end_to_end(tiny_assets, shapes_dataset, tmp_path, capsys):
     out = tmp_path / "study"
-    args = ["study", "--lang", "en", "--out", str(out), "--data", str(shapes_dataset), "--text", tiny_assets["text"],
-            "--vision", tiny_assets["vision"], "--vision-weights", tiny_assets["vision_weights"], "--epochs", "1",
-            "--batch-size", "8", "--config", str(_recipe(tmp_path)), "--methods", "frozen,layernorm,adapters,full",
-            "--fractions", "0.5", "--transfer-from", ""]
+    args = [
+        "study",
+        "--lang",
+        "en",
+        "--out",
+        str(out),
+        "--data",
+        str(shapes_dataset),
+        "--text",
+        tiny_assets["text"],
+        "--vision",
+        tiny_assets["vision"],
+        "--vision-weights",
+        tiny_assets["vision_weights"],
+        "--epochs",
+        "1",
+        "--batch-size",
+        "8",
+        "--config",
+        str(_recipe(tmp_path)),
+        "--methods",
+        "frozen,layernorm,adapters,full",
+        "--fractions",
+        "0.5",
+        "--transfer-from",
+        "",
+    ]
     assert main(args) == 0
     study = json.loads((out / "study.json").read_text())
     methods = {r["method"]: r for r in study["methods"]}

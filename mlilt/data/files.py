@@ -20,8 +20,9 @@ from mlilt.data.records import SPLITS, CaptionRecord, split_of
 CAPTION_FILE_NAMES = ("captions.jsonl", "captions.csv")
 
 
-def load_caption_source(source: str, lang: str | None = None, image_column: str = "image",
-                        caption_column: str = "caption") -> list[CaptionRecord]:
+def load_caption_source(
+    source: str, lang: str | None = None, image_column: str = "image", caption_column: str = "caption"
+) -> list[CaptionRecord]:
     """Records from a caption file, a folder holding ``captions.jsonl``/``captions.csv``, or a datasets name."""
     path = Path(source)
     if path.is_dir() and not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
@@ -119,6 +120,12 @@ def load_hf_dataset(name: str, lang: str | None, image_column: str, caption_colu
             captions = row[caption_column] if isinstance(row[caption_column], list) else [row[caption_column]]
             split = part if part in SPLITS else None
             for caption in captions:
-                records.append(_record({"caption": caption, "image_id": image_id, "split": split,
-                                        "lang": row.get("lang")}, str(path), image_id, lang))
+                records.append(
+                    _record(
+                        {"caption": caption, "image_id": image_id, "split": split, "lang": row.get("lang")},
+                        str(path),
+                        image_id,
+                        lang,
+                    )
+                )
     return records

@@ -16,7 +16,6 @@ from mlilt.config import TowerConfig
 from mlilt.constants import OFFLINE_TEXT
 
 
-
 class TextTower(nn.Module):
     """A transformers encoder whose token states are pooled into one vector per text.
 
@@ -97,8 +96,9 @@ def build_text_tower(config: TowerConfig) -> TextTower:
         ) from err
     missing = [k for k in loading["missing_keys"] if not k.startswith("pooler.")]
     if missing:
-        warnings.warn(f"text model {name!r}: {len(missing)} weights are not in the checkpoint and start random: "
-                      f"{missing[:5]}")
+        warnings.warn(
+            f"text model {name!r}: {len(missing)} weights are not in the checkpoint and start random: {missing[:5]}"
+        )
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None  # unused: we pool token states ourselves, so it is neither trained nor counted
     return TextTower(encoder, tokenizer, config.pooling, prefix, config.max_length, name=name)
