@@ -20,10 +20,21 @@ from mlilt.data.records import SPLITS, CaptionRecord, split_of
 CAPTION_FILE_NAMES = ("captions.jsonl", "captions.csv")
 
 
+PUBLIC_SETS = ("xm3600", "multi30k", "xtd10", "coco")
+
+
 def load_caption_source(
     source: str, lang: str | None = None, image_column: str = "image", caption_column: str = "caption"
 ) -> list[CaptionRecord]:
-    """Records from a caption file, a folder holding ``captions.jsonl``/``captions.csv``, or a datasets name."""
+    """Records from a caption file, a folder holding ``captions.jsonl``/``captions.csv``, a public evaluation
+    set in a local copy (``xm3600:PATH``, ``multi30k:PATH``, ``xtd10:PATH``, ``coco:PATH``), or a datasets name."""
+    kind, _, where = source.partition(":")
+    if kind in PUBLIC_SETS and where:
+        from mlilt.data import public_sets
+
+        if kind == "coco":
+            return public_sets.load_coco_captions(where, lang=lang or "en")
+        return getattr(public_sets, f"load_{kind}")(where, lang)
     path = Path(source)
     if path.is_dir() and not (path / "dataset_info.json").exists() and not (path / "dataset_dict.json").exists():
         for name in CAPTION_FILE_NAMES:
