@@ -7,7 +7,6 @@ shows what the adaptation gained in its language and what it kept (or lost) in t
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -135,33 +134,3 @@ def evaluate_run(run: Path, langs: list[str], data: str = "emoji-cldr", split: s
             file=sys.stderr,
         )
     return results
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "eval",
-        help="evaluate a run on several languages (retrieval both ways, zero-shot, knowledge kept)",
-        description="Evaluate a run folder on one or many languages, and its untouched base (the run's "
-        "reference-frozen/ model) beside it; writes report.json, report.md and charts into the run folder.",
-        epilog="example:\n  mlilt eval runs/sw-adapters --lang sw,en,yo,am\n\n" + PROTOCOL,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("run", type=Path, help="run folder written by mlilt adapt (or any adapter folder)")
-    p.add_argument("--lang", default=None, help="comma-separated languages (default: the run's language and en)")
-    p.add_argument("--data", default="emoji-cldr", help="emoji-cldr, or a caption file / folder with a test split")
-    p.add_argument("--split", default="test", choices=["val", "test"], help="which split to evaluate")
-    p.add_argument("--out", type=Path, help="where to write the report (default: the run folder)")
-    p.set_defaults(func=_cmd_eval)
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from mlilt.adapter_files import read_adapter_config
-    from mlilt.report import write_report
-
-    trained_lang = read_adapter_config(args.run).get("lang")
-    langs = args.lang.split(",") if args.lang else [x for x in dict.fromkeys([trained_lang, "en"]) if x]
-    results = evaluate_run(args.run, langs, args.data, args.split)
-    out = args.out or args.run
-    paths = write_report(results, out, run=args.run)
-    print("report: " + ", ".join(str(p) for p in paths))
-    return 0

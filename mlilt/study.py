@@ -11,21 +11,12 @@ The study folder gets ``study.json``, ``study.md`` and charts.
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from mlilt.constants import METRICS_NAME  # noqa: E402
-
-METHODS = ("frozen", "layernorm", "bitfit", "adapters", "lora", "full")
-FRACTIONS = (0.1, 0.25, 0.5)
+from mlilt.constants import METRICS_NAME
 
 
 def _adapt(out: Path, lang: str, method: str, passthrough: list[str], extra: list[str]) -> dict:
@@ -145,6 +136,8 @@ def study_markdown(study: dict, charts: list[str]) -> str:
 
 
 def _tradeoff_chart(study: dict, path: Path) -> Path:
+    from mlilt.report import plt
+
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for r in study["methods"]:
         ax.scatter(max(r["trainable_percent"], 1e-3), r["text_to_image_R@1"])
@@ -166,6 +159,8 @@ def _tradeoff_chart(study: dict, path: Path) -> Path:
 
 
 def _curve_chart(study: dict, path: Path) -> Path:
+    from mlilt.report import plt
+
     curve = sorted(study["learning_curve"], key=lambda r: r["fraction"])
     fig, ax = plt.subplots(figsize=(5, 3.4))
     ax.plot([r["captions"] for r in curve], [r["text_to_image_R@1"] for r in curve], "o-", label="R@1")
@@ -177,49 +172,3 @@ def _curve_chart(study: dict, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "study",
-        help="compare every tuning method, cross-lingual transfer and scarce data on one language",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--lang", required=True, help="target language (e.g. sw)")
-    p.add_argument("--out", type=Path, help="study folder (default runs/study-<lang>)")
-    p.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods to compare")
-    p.add_argument(
-        "--fractions",
-        default=",".join(str(f) for f in FRACTIONS),
-        help="shares of the training captions for the learning curve ('' to skip)",
-    )
-    p.add_argument("--transfer-from", default="en", help="source language for the transfer run ('' to skip)")
-    p.add_argument("--config", help="recipe for every run (default: configs/default.yaml)")
-    p.add_argument("--epochs", type=int, help="epochs of every run")
-    p.add_argument("--data", help="caption data (default emoji-cldr)")
-    p.add_argument("--text", help="text tower of every run")
-    p.add_argument("--vision", help="vision tower of every run")
-    p.add_argument("--vision-weights", help="local weights file of the vision tower")
-    p.add_argument("--batch-size", type=int, help="pairs per step")
-    p.set_defaults(func=_cmd_study)
-
-
-def _cmd_study(args: argparse.Namespace) -> int:
-    passthrough = []
-    for flag in ("config", "epochs", "data", "text", "vision", "vision_weights", "batch_size"):
-        value = getattr(args, flag)
-        if value is not None:
-            passthrough += [f"--{flag.replace('_', '-')}", str(value)]
-    methods = tuple(m for m in args.methods.split(",") if m)
-    unknown = set(methods) - set(METHODS)
-    if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}")
-    fractions = tuple(float(f) for f in args.fractions.split(",") if f)
-    out = args.out or Path("runs") / f"study-{args.lang}"
-    study = run_study(
-        args.lang, out, methods, fractions, args.transfer_from or None, passthrough, args.data or "emoji-cldr"
-    )
-    print((out / "study.md").read_text(encoding="utf-8"))
-    print(f"study folder: {out}")
-    return 0 if study["methods"] else 1
