@@ -14,6 +14,7 @@ import os
 import resource
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import torch.distributed as dist
 from mlilt.adapter_files import load_adapter_into
 from mlilt.config import Method, RunConfig
 from mlilt.constants import METRICS_NAME, RUN_CONFIG_NAME, SUMMARY_NAME
+from mlilt.data.files import load_caption_source
 from mlilt.data.prepare import PreparedData, prepare
 from mlilt.data.records import CaptionRecord
 from mlilt.data.validate import validate_records
@@ -42,14 +44,20 @@ def load_records(cfg: RunConfig) -> list[CaptionRecord]:
 
         records = [r for lang in langs for r in load_emoji_cldr(lang)]
     else:
-        from mlilt.data.files import load_caption_source
-
         records = load_caption_source(cfg.data.source, cfg.data.lang)
+    for extra in cfg.data.extra_sources:
+        records += load_caption_source(extra, cfg.data.lang)
     if cfg.data.max_train_captions or cfg.data.max_train_images:
         from mlilt.data.scarcity import limit_training
 
         records = limit_training(records, cfg.data.max_train_captions, cfg.data.max_train_images, cfg.train.seed)
     return records
+
+
+def caption_sources(records: list[CaptionRecord]) -> dict[str, int]:
+    """Training captions per source (``human``, ``machine-translated:<model>``), largest first."""
+    counts = Counter(r.source for r in records if r.split == "train")
+    return dict(counts.most_common())
 
 
 def resolve_out_dir(out: Path | None, cfg: RunConfig, resume: bool) -> Path:
@@ -88,6 +96,12 @@ def run_adapt(
 
     records, report = validate_records(load_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
     _say(rank, f"data: {report}")
+    sources = caption_sources(records)
+    _say(
+        rank,
+        "training captions: "
+        + ", ".join(f"{n:,} {s} ({100 * n / sum(sources.values()):.0f}%)" for s, n in sources.items()),
+    )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     vision, text = build_vision_tower(cfg.model.vision).to(device), build_text_tower(cfg.model.text).to(device)
     base_towers = (copy.deepcopy(vision), copy.deepcopy(text)) if reference else None
@@ -112,7 +126,7 @@ def run_adapt(
         "train_seconds": round(result.seconds, 1),
         "history": result.history,
         "parameters": {k: dataclasses.asdict(v) | {"percent": v.percent} for k, v in params.items()},
-        "data": report.to_dict(),
+        "data": report.to_dict() | {"sources": sources},
         "splits": sizes,
     }
     if reference and cfg.model.text.method != Method.FROZEN:

@@ -34,17 +34,32 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--lang", required=True, help="language code of the captions (CLDR / ISO 639, e.g. sw, yo, am)")
-    p.add_argument("--config", default="default",
-                   help=f"recipe name in configs/ or a YAML path (known: {', '.join(list_recipes())})")
+    p.add_argument(
+        "--config",
+        default="default",
+        help=f"recipe name in configs/ or a YAML path (known: {', '.join(list_recipes())})",
+    )
     p.add_argument("--text", help="text tower: Hub id, local folder, or offline:multilingual-e5-small")
     p.add_argument("--vision", help="vision tower: timm name, or offline:efficientnet-lite0")
     p.add_argument("--vision-weights", help="local weights file for the vision tower (instead of the Hub)")
-    p.add_argument("--method", choices=[m.value for m in Method],
-                   help="what to train in the text tower (default from the recipe: adapters)")
-    p.add_argument("--vision-method", choices=["frozen", "layernorm", "adapters"],
-                   help="what to train in the vision tower (default frozen: features are computed once, cached)")
+    p.add_argument(
+        "--method",
+        choices=[m.value for m in Method],
+        help="what to train in the text tower (default from the recipe: adapters)",
+    )
+    p.add_argument(
+        "--vision-method",
+        choices=["frozen", "layernorm", "adapters"],
+        help="what to train in the vision tower (default frozen: features are computed once, cached)",
+    )
     p.add_argument("--data", help="emoji-cldr (built in), a JSONL/CSV caption file, a folder, or a datasets name")
     p.add_argument("--extra-langs", help="comma-separated languages whose captions are added to training")
+    p.add_argument(
+        "--extra-data",
+        action="append",
+        help="another caption file mixed into training, e.g. machine-translated captions from "
+        "`mlilt translate` beside human ones (repeatable); the share of each source is reported",
+    )
     p.add_argument("--max-captions", type=int, help="scarce data: train on at most N captions of the language")
     p.add_argument("--max-images", type=int, help="scarce data: train on the captions of at most N pictures")
     p.add_argument("--epochs", type=int, help="passes over the training captions")
@@ -67,6 +82,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         "data.lang": args.lang,
         "data.source": args.data,
         "data.extra_langs": args.extra_langs.split(",") if args.extra_langs else None,
+        "data.extra_sources": args.extra_data,
         "data.max_bad_fraction": args.max_bad_fraction,
         "data.max_train_captions": args.max_captions,
         "data.max_train_images": args.max_images,
@@ -141,8 +157,11 @@ def _add_study(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lang", required=True, help="target language (e.g. sw)")
     p.add_argument("--out", type=Path, help="study folder (default runs/study-<lang>)")
     p.add_argument("--methods", default=",".join(STUDY_METHODS), help="comma-separated methods to compare")
-    p.add_argument("--fractions", default="0.1,0.25,0.5",
-                   help="shares of the training captions for the learning curve ('' to skip)")
+    p.add_argument(
+        "--fractions",
+        default="0.1,0.25,0.5",
+        help="shares of the training captions for the learning curve ('' to skip)",
+    )
     p.add_argument("--transfer-from", default="en", help="source language for the transfer run ('' to skip)")
     p.add_argument("--config", help="recipe for every run (default: configs/default.yaml)")
     p.add_argument("--epochs", type=int, help="epochs of every run")

@@ -120,6 +120,8 @@ class DataConfig:
         lang: Language of the captions to train on (a CLDR / ISO 639 code).
         extra_langs: Other languages whose captions are added to training (e.g. ``[en]``);
             evaluation stays on ``lang``.
+        extra_sources: More caption files mixed into the same run (e.g. machine-translated
+            captions beside human ones); the share of each caption source is reported.
         max_bad_fraction: Stop, with a report, when more than this share of records is bad.
         max_caption_chars: A caption longer than this is reported as over-long and dropped.
         max_train_captions: Scarce-data control: train on at most this many captions (validation
@@ -130,6 +132,7 @@ class DataConfig:
     source: str = "emoji-cldr"
     lang: str = "sw"
     extra_langs: tuple[str, ...] = ()
+    extra_sources: tuple[str, ...] = ()
     max_bad_fraction: float = 0.05
     max_caption_chars: int = 1000
     max_train_captions: int | None = None
@@ -137,6 +140,7 @@ class DataConfig:
 
     def __post_init__(self):
         self.extra_langs = tuple(self.extra_langs)
+        self.extra_sources = tuple(self.extra_sources)
         for name in ("max_train_captions", "max_train_images"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1 when given, got {getattr(self, name)}")
@@ -230,7 +234,8 @@ def recipe_path(name_or_path: str) -> Path:
     candidate = CONFIGS_DIR / f"{name_or_path}.yaml"
     if candidate.exists():
         return candidate
-    raise FileNotFoundError(f"no recipe {name_or_path!r}; known recipes: {', '.join(list_recipes())} (in {CONFIGS_DIR})")
+    known = ", ".join(list_recipes())
+    raise FileNotFoundError(f"no recipe {name_or_path!r}; known recipes: {known} (in {CONFIGS_DIR})")
 
 
 def load_run_config(recipe: str = "default", overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -212,3 +212,22 @@ def test_two_processes_match_one(tiny_assets, shapes_dataset, tmp_path, dropout_
     for key in a:
         assert torch.allclose(a[key], b[key], atol=1e-5), key
     assert not torch.equal(a["logit_scale"], torch.tensor(1 / 0.07).log())  # it did train
+
+
+def test_human_and_translated_captions_mix_with_their_share_reported(tiny_assets, shapes_dataset, tmp_path, capsys):
+    lines = [json.loads(line) for line in shapes_dataset.read_text().splitlines()]
+    translated = [
+        {**line, "image": str(shapes_dataset.parent / line["image"]), "caption": "tr " + line["caption"],
+         "source": "machine-translated:tiny-marian", "primary": False}
+        for line in lines[:12]
+    ]
+    extra = tmp_path / "translated.jsonl"
+    extra.write_text("".join(json.dumps(x) + "\n" for x in translated))
+    out = tmp_path / "run"
+    args = _args(tiny_assets, shapes_dataset, out, "--epochs", "1", "--config", str(_recipe(tmp_path)),
+                 "--extra-data", str(extra), "--no-reference")
+    assert main(args) == 0
+    sources = json.loads((out / METRICS_NAME).read_text())["data"]["sources"]
+    assert set(sources) == {"human", "machine-translated:tiny-marian"}
+    assert 0 < sources["machine-translated:tiny-marian"] < sources["human"]
+    assert "machine-translated:tiny-marian" in capsys.readouterr().err
