@@ -27,6 +27,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q --upgrade pip
   # torch 2.14.1 + torchvision 0.29.1 import together with timm (torch 2.13's CPU wheel does not).
   .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1"
-  .venv/bin/pip install -q -e ".[test]"
+  .venv/bin/pip install -q -e ".[demo,test]"
   echo "$want" > "$stamp"
 fi
