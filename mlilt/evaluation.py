@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from mlilt.data.prepare import PreparedData, prepare
 from mlilt.data.records import CaptionRecord
@@ -119,8 +120,13 @@ def evaluate_run(run: Path, langs: list[str], data: str = "emoji-cldr", split: s
     if (run / REFERENCE_DIR).exists():
         models["base"] = load(run / REFERENCE_DIR)
     results: dict = {"run": str(run), "data": data, "split": split, "protocol": PROTOCOL, "languages": {}}
+    bar = tqdm(total=len(langs) * len(models), desc="evaluating", unit="model-language", file=sys.stderr)
     for lang in langs:
-        entry = {name: evaluate_language(model, lang, data, split) for name, model in models.items()}
+        entry = {}
+        for name, model in models.items():
+            bar.set_postfix(lang=lang, model=name)
+            entry[name] = evaluate_language(model, lang, data, split)
+            bar.update(1)
         if "base" in entry:
             entry["change"] = {
                 k: entry["adapted"]["retrieval"][k] - entry["base"]["retrieval"][k]
@@ -128,9 +134,10 @@ def evaluate_run(run: Path, langs: list[str], data: str = "emoji-cldr", split: s
                 if "_R@" in k or k == "mean_recall"
             }
         results["languages"][lang] = entry
-        print(
+        tqdm.write(
             f"  {lang}: text->image R@1 "
             + ", ".join(f"{name} {entry[name]['retrieval']['text_to_image_R@1']:.1f}" for name in models),
             file=sys.stderr,
         )
+    bar.close()
     return results
