@@ -81,6 +81,30 @@ def resolve_out_dir(out: Path | None, cfg: RunConfig, resume: bool) -> Path:
     return candidate
 
 
+def resumed_config(out_dir: Path, cfg: RunConfig, given: list[str]) -> RunConfig:
+    """The configuration an interrupted run was started with; flags given again must agree with it."""
+    path = out_dir / RUN_CONFIG_NAME
+    if not path.exists():
+        return cfg
+    saved = RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    old, new = saved.to_dict(), cfg.to_dict()
+
+    def value(tree: dict, dotted: str):
+        for key in dotted.split("."):
+            tree = tree[key]
+        return tree
+
+    conflicts = [
+        f"{k}: run has {value(old, k)!r}, flag says {value(new, k)!r}" for k in given if value(old, k) != value(new, k)
+    ]
+    if conflicts:
+        raise ValueError(
+            f"--resume: {out_dir} was started with other settings ({'; '.join(conflicts)}). "
+            "Resume with the same flags (or none), or start a new run with another --out."
+        )
+    return saved
+
+
 def run_adapt(
     cfg: RunConfig, out_dir: Path, resume: bool = False, reference: bool = True, progress: bool = True
 ) -> dict:

@@ -75,7 +75,7 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_adapt(args: argparse.Namespace) -> int:
-    from mlilt.adapt import init_distributed, resolve_out_dir, run_adapt
+    from mlilt.adapt import init_distributed, resolve_out_dir, resumed_config, run_adapt
     from mlilt.config import load_run_config
 
     overrides = {
@@ -103,6 +103,8 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         load_emoji_cldr(cfg.data.lang)  # unknown language: fails here, before any model is loaded
     init_distributed()
     out_dir = resolve_out_dir(args.out, cfg, args.resume)
+    if args.resume:
+        cfg = resumed_config(out_dir, cfg, [k for k, v in overrides.items() if v is not None])
     run_adapt(cfg, out_dir, resume=args.resume, reference=not args.no_reference, progress=not args.quiet)
     return 0
 

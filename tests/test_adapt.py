@@ -231,3 +231,17 @@ def test_human_and_translated_captions_mix_with_their_share_reported(tiny_assets
     assert set(sources) == {"human", "machine-translated:tiny-marian"}
     assert 0 < sources["machine-translated:tiny-marian"] < sources["human"]
     assert "machine-translated:tiny-marian" in capsys.readouterr().err
+
+
+def test_resume_uses_the_runs_own_settings_and_refuses_contradicting_flags(tiny_assets, shapes_dataset, tmp_path):
+    from mlilt.adapt import resumed_config
+    from mlilt.config import load_run_config
+
+    out = tmp_path / "run"
+    recipe = str(_recipe(tmp_path))
+    assert main(_args(tiny_assets, shapes_dataset, out, "--epochs", "2", "--config", recipe, "--no-reference")) == 0
+    plain = load_run_config("default", {"data.lang": "en"})  # what a bare `--resume` would build
+    saved = resumed_config(out, plain, ["data.lang"])
+    assert saved.train.epochs == 2 and saved.model.embed_dim == 16 and saved.data.source == str(shapes_dataset)
+    with pytest.raises(ValueError, match="train.epochs"):
+        resumed_config(out, load_run_config("default", {"data.lang": "en", "train.epochs": 5}), ["train.epochs"])
