@@ -52,7 +52,11 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
         choices=["frozen", "layernorm", "adapters"],
         help="what to train in the vision tower (default frozen: features are computed once, cached)",
     )
-    p.add_argument("--data", help="emoji-cldr (built in), a JSONL/CSV caption file, a folder, or a datasets name")
+    p.add_argument(
+        "--data",
+        help="emoji-cldr (built in), a JSONL/CSV caption file, a folder, a datasets name or save_to_disk path, "
+        "or a public set from a local copy: xm3600:PATH, multi30k:PATH, xtd10:PATH, coco:PATH",
+    )
     p.add_argument("--extra-langs", help="comma-separated languages whose captions are added to training")
     p.add_argument(
         "--extra-data",
