@@ -23,7 +23,7 @@ import torch.distributed as dist
 
 from mlilt.adapter_files import load_adapter_into
 from mlilt.config import Method, RunConfig
-from mlilt.constants import METRICS_NAME, RUN_CONFIG_NAME, SUMMARY_NAME
+from mlilt.constants import CHECKPOINT_NAME, METRICS_NAME, REFERENCE_DIR, RUN_CONFIG_NAME, SUMMARY_NAME
 from mlilt.data.files import load_caption_source
 from mlilt.data.prepare import PreparedData, prepare
 from mlilt.data.records import CaptionRecord
@@ -31,9 +31,7 @@ from mlilt.data.validate import validate_records
 from mlilt.model import assemble
 from mlilt.towers.text import build_text_tower
 from mlilt.towers.vision import build_vision_tower
-from mlilt.train import CHECKPOINT_FILE, evaluate_table, train
-
-REFERENCE_DIR = "reference-frozen"
+from mlilt.train import evaluate_table, train
 
 
 def load_records(cfg: RunConfig) -> list[CaptionRecord]:
@@ -64,11 +62,11 @@ def resolve_out_dir(out: Path | None, cfg: RunConfig, resume: bool) -> Path:
     """Default ``runs/<lang>-<method>``; a finished run is never overwritten, an interrupted one needs --resume."""
     base = Path(out) if out else Path("runs") / f"{cfg.data.lang}-{cfg.model.text.method.value}"
     if resume:
-        if not (base / CHECKPOINT_FILE).exists():
+        if not (base / CHECKPOINT_NAME).exists():
             raise FileNotFoundError(f"--resume: no checkpoint in {base}")
         return base
     candidate, n = base, 1
-    while (candidate / CHECKPOINT_FILE).exists() or (candidate / METRICS_NAME).exists():
+    while (candidate / CHECKPOINT_NAME).exists() or (candidate / METRICS_NAME).exists():
         if not (candidate / METRICS_NAME).exists():
             raise FileExistsError(
                 f"{candidate} holds an interrupted run: continue it with --resume "

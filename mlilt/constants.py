@@ -5,11 +5,12 @@ ADAPTER_CONFIG_NAME = "adapter_config.json"
 RUN_CONFIG_NAME = "run_config.json"
 METRICS_NAME = "metrics.json"
 STEP_METRICS_NAME = "metrics.jsonl"
-CHECKPOINT_DIR = "checkpoint"
-CHECKPOINT_STATE_NAME = "trainer_state.json"
-CHECKPOINT_OPTIM_NAME = "optimizer.safetensors"
-BEST_DIR = "best"
+CHECKPOINT_NAME = "checkpoint.safetensors"
 SUMMARY_NAME = "summary.txt"
+REPORT_NAME = "report.json"
+REPORT_MD_NAME = "report.md"
+STUDY_NAME = "study.json"
+REFERENCE_DIR = "reference-frozen"  # the frozen (heads-only) reference model inside a run folder
 
 # Built-in offline towers: names a user can pass to --text / --vision.
 OFFLINE_TEXT = "offline:multilingual-e5-small"

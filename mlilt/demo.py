@@ -26,12 +26,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlilt.constants import ADAPTER_CONFIG_NAME, REFERENCE_DIR
+
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is ever imported
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp")
 MAX_UPLOAD_BYTES = 10 * 2**20
 MAX_UPLOAD_PIXELS = 40_000_000
-REFERENCE_DIR = "reference-frozen"
 ETHIOPIC = re.compile(r"[\u1200-\u139f\u2d80-\u2ddf\uab00-\uab2f]")
 EXAMPLES = [  # sw dog, sw fish, yo fish, am dog, ha cat, zu banana, en sun, fr dog
     ("mbwa", "auto"), ("samaki", "auto"), ("Ẹja", "auto"), ("ውሻ", "auto"), ("kyanwa", "auto"),
@@ -182,7 +183,7 @@ class LanguageModels:
 
 def adapter_lang(folder: Path, model=None) -> str:
     """The language an adapter was trained for: ``adapter_config.json``'s ``lang`` (or the model's)."""
-    config = Path(folder) / "adapter_config.json"
+    config = Path(folder) / ADAPTER_CONFIG_NAME
     if config.is_file():
         lang = json.loads(config.read_text(encoding="utf-8")).get("lang")
         if lang:
@@ -227,7 +228,7 @@ def _load_reference(folder: Path):
     import mlilt
 
     reference = folder / REFERENCE_DIR
-    return mlilt.load(reference).eval() if (reference / "adapter_config.json").is_file() else None
+    return mlilt.load(reference).eval() if (reference / ADAPTER_CONFIG_NAME).is_file() else None
 
 
 class LanguagePicker:

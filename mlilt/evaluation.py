@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from mlilt.constants import REFERENCE_DIR
 from mlilt.data.prepare import PreparedData, prepare
 from mlilt.data.records import CaptionRecord
 from mlilt.features import open_rgb
@@ -113,7 +114,6 @@ def evaluate_language(model: DualEncoder, lang: str, data: str = "emoji-cldr", s
 
 def evaluate_run(run: Path, langs: list[str], data: str = "emoji-cldr", split: str = "test") -> dict:
     """Every language, for the run's model and (when the run holds one) its untouched base."""
-    from mlilt.adapt import REFERENCE_DIR
     from mlilt.adapter_files import load
 
     models = {"adapted": load(run)}

@@ -17,10 +17,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from mlilt.constants import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, METRICS_NAME
+from mlilt.constants import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, METRICS_NAME, REPORT_NAME
 
 STAGE_DIR = "hub-staging"
-REPORT_NAME = "report.json"
 CARD_NAME = "README.md"
 # Only these leave the run folder (top level only: never checkpoint/, reference-frozen/ or best/).
 UPLOADED_FILES = (ADAPTER_WEIGHTS_NAME, ADAPTER_CONFIG_NAME, METRICS_NAME, REPORT_NAME)

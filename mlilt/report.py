@@ -15,9 +15,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from mlilt.constants import METRICS_NAME, STEP_METRICS_NAME  # noqa: E402
+from mlilt.constants import METRICS_NAME, REPORT_MD_NAME, REPORT_NAME, STEP_METRICS_NAME  # noqa: E402
 
-REPORT_JSON, REPORT_MD = "report.json", "report.md"
 RECALL_CHART, CURVES_CHART, EXAMPLES_CHART = "recall_per_language.png", "training_curves.png", "examples.png"
 RETRIEVAL_COLUMNS = [
     (f"{d}_R@{k}", f"{'t→i' if d == 'text_to_image' else 'i→t'} R@{k}")
@@ -29,7 +28,7 @@ RETRIEVAL_COLUMNS = [
 def write_report(results: dict, out: Path, run: Path | None = None) -> list[Path]:
     """Write report.json, report.md and the charts into ``out``; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
-    written = [out / REPORT_JSON]
+    written = [out / REPORT_NAME]
     written[0].write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     charts = [recall_chart(results, out / RECALL_CHART)]
     if run is not None and (run / STEP_METRICS_NAME).exists():
@@ -38,8 +37,8 @@ def write_report(results: dict, out: Path, run: Path | None = None) -> list[Path
     if first and first["adapted"].get("examples"):
         lang = next(iter(results["languages"]))
         charts.append(examples_chart(first["adapted"]["examples"], lang, out / EXAMPLES_CHART))
-    (out / REPORT_MD).write_text(markdown(results, [c.name for c in charts]), encoding="utf-8")
-    return written + charts + [out / REPORT_MD]
+    (out / REPORT_MD_NAME).write_text(markdown(results, [c.name for c in charts]), encoding="utf-8")
+    return written + charts + [out / REPORT_MD_NAME]
 
 
 def markdown(results: dict, charts: list[str]) -> str:

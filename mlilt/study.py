@@ -16,14 +16,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlilt.constants import METRICS_NAME
+from mlilt.constants import CHECKPOINT_NAME, METRICS_NAME, STUDY_NAME
 
 
 def _adapt(out: Path, lang: str, method: str, passthrough: list[str], extra: list[str]) -> dict:
     """One ``mlilt adapt`` run in its own process (resumed if a previous study was interrupted)."""
     if (out / METRICS_NAME).exists():
         return json.loads((out / METRICS_NAME).read_text())
-    resume = ["--resume"] if (out / "checkpoint.safetensors").exists() else []
+    resume = ["--resume"] if (out / CHECKPOINT_NAME).exists() else []
     command = [
         sys.executable,
         "-m",
@@ -103,7 +103,7 @@ def run_study(
                 }
             )
         study["learning_curve"].append({**adapters, "fraction": 1.0, "captions": total})
-    (out / "study.json").write_text(json.dumps(study, indent=2) + "\n", encoding="utf-8")
+    (out / STUDY_NAME).write_text(json.dumps(study, indent=2) + "\n", encoding="utf-8")
     charts = [_tradeoff_chart(study, out / "recall_vs_trainable.png")]
     if len(study["learning_curve"]) > 1:
         charts.append(_curve_chart(study, out / "learning_curve.png"))

@@ -29,14 +29,12 @@ from tqdm.auto import tqdm
 
 from mlilt.adapter_files import save_adapter, trainable_state
 from mlilt.config import TrainConfig
-from mlilt.constants import STEP_METRICS_NAME
+from mlilt.constants import CHECKPOINT_NAME, STEP_METRICS_NAME
 from mlilt.data.prepare import CaptionTable, PreparedData, epoch_batches, pad_tokens
 from mlilt.evaluate import PRIMARY_METRIC, retrieval_metrics
 from mlilt.features import open_rgb
 from mlilt.loss import ContrastiveLoss
 from mlilt.model import DualEncoder
-
-CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
 @dataclass
@@ -146,8 +144,8 @@ def train(
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
     state = {"step": 0, "best_metric": -1.0, "best_epoch": -1, "history": []}
-    if resume and (out_dir / CHECKPOINT_FILE).exists():
-        state = _load_checkpoint(out_dir / CHECKPOINT_FILE, model, optimizer)
+    if resume and (out_dir / CHECKPOINT_NAME).exists():
+        state = _load_checkpoint(out_dir / CHECKPOINT_NAME, model, optimizer)
         _truncate_log(out_dir / STEP_METRICS_NAME, state["step"])
         if rank == 0:
             print(f"resuming at step {state['step']} of {total_steps}", file=sys.stderr)
@@ -217,7 +215,7 @@ def train(
                     )
                 model.train()
             if rank == 0 and (end_of_epoch or state["step"] % cfg.checkpoint_every == 0):
-                _save_checkpoint(out_dir / CHECKPOINT_FILE, model, optimizer, state)
+                _save_checkpoint(out_dir / CHECKPOINT_NAME, model, optimizer, state)
     bar.close()
     if log:
         log.close()

@@ -17,8 +17,14 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from mlilt.cli import main
-from mlilt.constants import ADAPTER_WEIGHTS_NAME, METRICS_NAME, RUN_CONFIG_NAME, STEP_METRICS_NAME, SUMMARY_NAME
-from mlilt.train import CHECKPOINT_FILE
+from mlilt.constants import (
+    ADAPTER_WEIGHTS_NAME,
+    CHECKPOINT_NAME,
+    METRICS_NAME,
+    RUN_CONFIG_NAME,
+    STEP_METRICS_NAME,
+    SUMMARY_NAME,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,7 +150,7 @@ def test_resume_after_sigkill_ends_where_an_uninterrupted_run_ends(tiny_assets, 
     killed_out = tmp_path / "killed"
     victim = _run_cli(_args(tiny_assets, shapes_dataset, killed_out, *common), env)
     deadline = time.time() + 240
-    while _checkpoint_step(killed_out / CHECKPOINT_FILE) < 9 and time.time() < deadline:
+    while _checkpoint_step(killed_out / CHECKPOINT_NAME) < 9 and time.time() < deadline:
         time.sleep(0.01)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
@@ -160,7 +166,7 @@ def test_resume_after_sigkill_ends_where_an_uninterrupted_run_ends(tiny_assets, 
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     log = [json.loads(x)["step"] for x in (killed_out / STEP_METRICS_NAME).read_text().splitlines()]
-    assert log == sorted(set(log)) and log[-1] == _checkpoint_step(killed_out / CHECKPOINT_FILE)
+    assert log == sorted(set(log)) and log[-1] == _checkpoint_step(killed_out / CHECKPOINT_NAME)
 
 
 @pytest.fixture(scope="module")
@@ -217,15 +223,30 @@ def test_two_processes_match_one(tiny_assets, shapes_dataset, tmp_path, dropout_
 def test_human_and_translated_captions_mix_with_their_share_reported(tiny_assets, shapes_dataset, tmp_path, capsys):
     lines = [json.loads(line) for line in shapes_dataset.read_text().splitlines()]
     translated = [
-        {**line, "image": str(shapes_dataset.parent / line["image"]), "caption": "tr " + line["caption"],
-         "source": "machine-translated:tiny-marian", "primary": False}
+        {
+            **line,
+            "image": str(shapes_dataset.parent / line["image"]),
+            "caption": "tr " + line["caption"],
+            "source": "machine-translated:tiny-marian",
+            "primary": False,
+        }
         for line in lines[:12]
     ]
     extra = tmp_path / "translated.jsonl"
     extra.write_text("".join(json.dumps(x) + "\n" for x in translated))
     out = tmp_path / "run"
-    args = _args(tiny_assets, shapes_dataset, out, "--epochs", "1", "--config", str(_recipe(tmp_path)),
-                 "--extra-data", str(extra), "--no-reference")
+    args = _args(
+        tiny_assets,
+        shapes_dataset,
+        out,
+        "--epochs",
+        "1",
+        "--config",
+        str(_recipe(tmp_path)),
+        "--extra-data",
+        str(extra),
+        "--no-reference",
+    )
     assert main(args) == 0
     sources = json.loads((out / METRICS_NAME).read_text())["data"]["sources"]
     assert set(sources) == {"human", "machine-translated:tiny-marian"}
