@@ -25,7 +25,7 @@ from mlilt.adapter_files import load_adapter_into
 from mlilt.config import Method, RunConfig
 from mlilt.constants import CHECKPOINT_NAME, METRICS_NAME, REFERENCE_DIR, RUN_CONFIG_NAME, SUMMARY_NAME
 from mlilt.data.files import load_caption_source
-from mlilt.data.prepare import PreparedData, prepare
+from mlilt.data.prepare import PreparedData, prepare, text_features
 from mlilt.data.records import CaptionRecord
 from mlilt.data.validate import validate_records
 from mlilt.model import assemble
@@ -172,7 +172,14 @@ def _train_reference(cfg: RunConfig, towers, records, data: PreparedData, out_di
     ref_cfg.model.vision.method = Method.FROZEN
     device = next(towers[1].parameters()).device
     ref = assemble(*towers, ref_cfg.model, cfg.train.seed).to(device)
-    ref_data = prepare(records, ref, eval_lang=cfg.data.lang, progress=False)
+    if data.image_features:  # same pictures, cached features and tokens: only the frozen text features are new
+        splits = {
+            name: dataclasses.replace(t, text_features=text_features(ref, t, progress=False))
+            for name, t in data.splits.items()
+        }
+        ref_data = dataclasses.replace(data, splits=splits)
+    else:  # the method trained the vision tower: the reference needs the frozen features computed
+        ref_data = prepare(records, ref, eval_lang=cfg.data.lang, progress=False)
     ref_dir = out_dir / REFERENCE_DIR
     result = train(ref, ref_data, cfg.train, ref_dir, progress=progress, adapter_info={"lang": cfg.data.lang})
     load_adapter_into(ref, ref_dir)
