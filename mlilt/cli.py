@@ -145,7 +145,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-STUDY_METHODS = ("frozen", "layernorm", "bitfit", "adapters", "lora", "full")
+STUDY_METHODS = tuple(m.value for m in Method)
 
 
 def _add_study(sub: argparse._SubParsersAction) -> None:
