@@ -115,6 +115,33 @@ def evaluate_table(model: DualEncoder, data: PreparedData, table: CaptionTable, 
     return retrieval_metrics(text_emb @ gallery.t(), targets)
 
 
+def training_step(
+    model: DualEncoder,
+    data: PreparedData,
+    table: CaptionTable,
+    idx: list[int],
+    view: str | None,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: ContrastiveLoss,
+    grad_clip: float,
+    autocast=None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on the pairs ``idx`` (this process's slice of the batch); returns (loss, grad norm).
+
+    Under torch.distributed the loss sees every process's embeddings and gradients are averaged.
+    """
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    with autocast or nullcontext():
+        image_emb, text_emb, ids = embed_batch(model, data, table, idx, view)
+        loss = loss_fn(image_emb.float(), text_emb.float(), ids, model.logit_scale)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    _average_gradients(params, _rank_world()[1])
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip) if grad_clip else torch.tensor(0.0)
+    optimizer.step()
+    return loss.detach(), grad_norm
+
+
 def train(
     model: DualEncoder,
     data: PreparedData,
@@ -140,7 +167,6 @@ def train(
     optimizer = make_optimizer(model, cfg)
     loss_fn = ContrastiveLoss()
     views = list(data.image_features) or ["plain"]
-    params = [p for p in model.parameters() if p.requires_grad]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
     state = {"step": 0, "best_metric": -1.0, "best_epoch": -1, "history": []}
@@ -152,7 +178,7 @@ def train(
     elif rank == 0:
         (out_dir / STEP_METRICS_NAME).unlink(missing_ok=True)
     log = open(out_dir / STEP_METRICS_NAME, "a", encoding="utf-8") if rank == 0 else None
-    started = time.perf_counter()
+    started, seconds_before = time.perf_counter(), state.get("seconds", 0.0)  # (earlier processes, if resumed)
     bar = tqdm(
         total=total_steps,
         initial=state["step"],
@@ -172,15 +198,9 @@ def train(
                 group["lr"] = group["base_lr"] * lr_factor(step, total_steps, warmup)
             view_pick = torch.Generator().manual_seed(cfg.seed * 7919 + step)
             view = views[torch.randint(len(views), (1,), generator=view_pick).item()]
-            local = batch[rank::world]
-            with autocast:
-                image_emb, text_emb, ids = embed_batch(model, data, train_table, local, view)
-                loss = loss_fn(image_emb.float(), text_emb.float(), ids, model.logit_scale)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            _average_gradients(params, world)
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip) if cfg.grad_clip else torch.tensor(0.0)
-            optimizer.step()
+            loss, grad_norm = training_step(
+                model, data, train_table, batch[rank::world], view, optimizer, loss_fn, cfg.grad_clip, autocast
+            )
             state["step"] = step + 1
             seconds = time.perf_counter() - tick
             if log:
@@ -200,8 +220,14 @@ def train(
             end_of_epoch = state["step"] % steps_per_epoch == 0
             if end_of_epoch:
                 metrics = evaluate_table(model, data, data.splits["val"])
+                state["seconds"] = seconds_before + time.perf_counter() - started
                 state["history"].append(
-                    {"epoch": epoch, "step": state["step"], **{f"val_{k}": v for k, v in metrics.items()}}
+                    {
+                        "epoch": epoch,
+                        "step": state["step"],
+                        "seconds": round(state["seconds"], 2),  # training wall time up to this epoch's end
+                        **{f"val_{k}": v for k, v in metrics.items()},
+                    }
                 )
                 if metrics[PRIMARY_METRIC] > state["best_metric"]:
                     state["best_metric"], state["best_epoch"] = metrics[PRIMARY_METRIC], epoch
