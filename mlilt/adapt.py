@@ -7,7 +7,6 @@ and budget), ``metrics.jsonl`` (per step) and ``summary.txt``.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import os
@@ -22,13 +21,21 @@ import torch
 import torch.distributed as dist
 
 from mlilt.adapter_files import load_adapter_into
-from mlilt.config import Method, RunConfig
-from mlilt.constants import CHECKPOINT_NAME, METRICS_NAME, REFERENCE_DIR, RUN_CONFIG_NAME, SUMMARY_NAME
+from mlilt.config import RunConfig
+from mlilt.constants import (
+    CHECKPOINT_NAME,
+    HEADS_WARMUP_DIR,
+    METRICS_NAME,
+    REFERENCE_DIR,
+    RUN_CONFIG_NAME,
+    SUMMARY_NAME,
+)
 from mlilt.data.files import load_caption_source
-from mlilt.data.prepare import PreparedData, prepare, text_features
+from mlilt.data.prepare import PreparedData, prepare
 from mlilt.data.records import CaptionRecord
 from mlilt.data.validate import validate_records
-from mlilt.model import assemble
+from mlilt.heads import copy_heads, frozen_features, heads_only, train_heads
+from mlilt.model import DualEncoder, assemble
 from mlilt.towers.text import build_text_tower
 from mlilt.towers.vision import build_vision_tower
 from mlilt.train import evaluate_table, train
@@ -108,7 +115,7 @@ def run_adapt(
 ) -> dict:
     """Train the configured method (and the frozen reference) and write the run folder; returns metrics."""
     started = time.perf_counter()
-    rank = dist.get_rank() if dist.is_initialized() else 0
+    rank = _rank()
     torch.manual_seed(cfg.train.seed)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
@@ -126,7 +133,6 @@ def run_adapt(
     )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     vision, text = build_vision_tower(cfg.model.vision).to(device), build_text_tower(cfg.model.text).to(device)
-    base_towers = (copy.deepcopy(vision), copy.deepcopy(text)) if reference else None
     model = assemble(vision, text, cfg.model, cfg.train.seed).to(device)
     with _rank0_first():
         data = prepare(records, model, eval_lang=cfg.data.lang, progress=progress and rank == 0)
@@ -137,7 +143,13 @@ def run_adapt(
     _say(rank, "trainable: " + "; ".join(f"{k} {v}" for k, v in params.items()))
 
     info = {"lang": cfg.data.lang, "data": cfg.data.source, "recipe": cfg.recipe}
-    result = train(model, data, cfg.train, out_dir, resume=resume, progress=progress, adapter_info=info)
+    heads_metrics = _heads_stages(cfg, model, data, records, out_dir, reference, resume, progress)
+    train_cfg = cfg.train
+    if model.text_frozen and model.vision_frozen:  # heads only: the warm-up budget is part of the run
+        train_cfg = dataclasses.replace(train_cfg, epochs=_epoch_budget(cfg))
+    elif cfg.train.head_warmup_epochs:  # the heads start trained (or come from the checkpoint)
+        train_cfg = dataclasses.replace(train_cfg, head_lr=cfg.train.warm_head_lr or cfg.train.lr)
+    result = train(model, data, train_cfg, out_dir, resume=resume, progress=progress, adapter_info=info)
     load_adapter_into(model, out_dir)
     test = evaluate_table(model, data, data.splits["test"])
     metrics = {
@@ -151,8 +163,7 @@ def run_adapt(
         "data": report.to_dict() | {"sources": sources},
         "splits": sizes,
     }
-    if reference and cfg.model.text.method != Method.FROZEN:
-        metrics["frozen_reference"] = _train_reference(cfg, base_towers, records, data, out_dir, progress)
+    metrics.update(heads_metrics)
     metrics["total_seconds"] = round(time.perf_counter() - started, 1)
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if torch.cuda.is_available():
@@ -165,29 +176,58 @@ def run_adapt(
     return metrics
 
 
-def _train_reference(cfg: RunConfig, towers, records, data: PreparedData, out_dir: Path, progress: bool) -> dict:
-    """Heads only (both towers frozen), same data, budget and seed: the gain baseline."""
-    ref_cfg = copy.deepcopy(cfg)
-    ref_cfg.model.text.method = Method.FROZEN
-    ref_cfg.model.vision.method = Method.FROZEN
-    device = next(towers[1].parameters()).device
-    ref = assemble(*towers, ref_cfg.model, cfg.train.seed).to(device)
-    if data.image_features:  # same pictures, cached features and tokens: only the frozen text features are new
-        splits = {
-            name: dataclasses.replace(t, text_features=text_features(ref, t, progress=False))
-            for name, t in data.splits.items()
+def _epoch_budget(cfg: RunConfig) -> int:
+    """Epochs of a heads-only run with the same budget as the method (its warm-up included)."""
+    return cfg.train.epochs + cfg.train.head_warmup_epochs
+
+
+def _heads_stages(
+    cfg: RunConfig,
+    model: DualEncoder,
+    data: PreparedData,
+    records: list[CaptionRecord],
+    out_dir: Path,
+    reference: bool,
+    resume: bool,
+    progress: bool,
+) -> dict:
+    """Before the method trains: the ``frozen`` reference and the heads warm-up (see :mod:`mlilt.heads`).
+
+    Both train heads on the untrained model's (= pretrained towers') features. The warm-up's heads are
+    copied into ``model``; a resumed run skips it (its checkpoint holds the heads).
+    """
+    if model.text_frozen and model.vision_frozen:
+        return {}  # a frozen run is its own reference and needs no warm-up
+    warmup = cfg.train.head_warmup_epochs if not (resume and (out_dir / CHECKPOINT_NAME).exists()) else 0
+    if not (reference or warmup):
+        return {}
+    seed, lang = cfg.train.seed, cfg.data.lang
+    frozen_data = frozen_features(heads_only(model, seed), data, records, lang)
+    metrics = {}
+    if reference:
+        budget = _epoch_budget(cfg)
+        _say(_rank(), f"frozen reference: heads only, {budget} epochs")
+        ref = heads_only(model, seed)
+        result = train_heads(ref, frozen_data, cfg.train, budget, out_dir / REFERENCE_DIR, progress, {"lang": lang})
+        metrics["frozen_reference"] = {
+            "test": evaluate_table(ref, frozen_data, frozen_data.splits["test"]),
+            "best_epoch": result.best_epoch + 1,
+            "epochs": budget,
+            "train_seconds": round(result.seconds, 1),
         }
-        ref_data = dataclasses.replace(data, splits=splits)
-    else:  # the method trained the vision tower: the reference needs the frozen features computed
-        ref_data = prepare(records, ref, eval_lang=cfg.data.lang, progress=False)
-    ref_dir = out_dir / REFERENCE_DIR
-    result = train(ref, ref_data, cfg.train, ref_dir, progress=progress, adapter_info={"lang": cfg.data.lang})
-    load_adapter_into(ref, ref_dir)
-    return {
-        "test": evaluate_table(ref, ref_data, ref_data.splits["test"]),
-        "best_epoch": result.best_epoch + 1,
-        "train_seconds": round(result.seconds, 1),
-    }
+    if warmup:
+        _say(_rank(), f"heads warm-up: heads only, {warmup} epochs, then {cfg.model.text.method.value}")
+        warm = heads_only(model, seed)
+        warm_dir = out_dir / HEADS_WARMUP_DIR
+        result = train_heads(warm, frozen_data, cfg.train, warmup, warm_dir, progress, {"lang": lang})
+        copy_heads(warm, model)
+        metrics["heads_warmup"] = {
+            "epochs": warmup,
+            "best_epoch": result.best_epoch + 1,
+            "val_R@1": round(result.best_metric, 2),
+            "train_seconds": round(result.seconds, 1),
+        }
+    return metrics
 
 
 def summarise(metrics: dict, out_dir: Path) -> str:
@@ -202,9 +242,12 @@ def summarise(metrics: dict, out_dir: Path) -> str:
     ]
     if "frozen_reference" in metrics:
         ref = metrics["frozen_reference"]["test"]
-        lines.append(_row("frozen (heads)", ref))
+        lines.append(_row(f"frozen ({metrics['frozen_reference']['epochs']} ep)", ref))
         gain = test["text_to_image_R@1"] - ref["text_to_image_R@1"]
         lines.append(f"  gain over frozen: {gain:+.1f} text->image R@1")
+    if "heads_warmup" in metrics:
+        warm = metrics["heads_warmup"]
+        lines.append(f"  started from heads trained alone for {warm['epochs']} epochs (val R@1 {warm['val_R@1']:.1f})")
     lines.append(f"  best epoch {metrics['best_epoch']}; {metrics['total_seconds']:.0f} s in all")
     return "\n".join(lines)
 
@@ -227,6 +270,10 @@ def _rank0_first():
     yield
     if distributed and dist.get_rank() == 0:
         dist.barrier()
+
+
+def _rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
 
 
 def _say(rank: int, message: str) -> None:

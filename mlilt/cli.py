@@ -67,6 +67,12 @@ def _add_adapt(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-captions", type=int, help="scarce data: train on at most N captions of the language")
     p.add_argument("--max-images", type=int, help="scarce data: train on the captions of at most N pictures")
     p.add_argument("--epochs", type=int, help="passes over the training captions")
+    p.add_argument(
+        "--head-warmup-epochs",
+        type=int,
+        help="epochs of heads-only training (towers frozen, seconds) before the method trains; 0 starts "
+        "the method from random heads",
+    )
     p.add_argument("--batch-size", type=int, help="pairs per step (summed over processes)")
     p.add_argument("--lr", type=float, help="peak learning rate of the tower's trainable parameters")
     p.add_argument("--seed", type=int, help="seed of initialisation, data order and dropout")
@@ -96,6 +102,7 @@ def _cmd_adapt(args: argparse.Namespace) -> int:
         "model.vision.weights": args.vision_weights,
         "model.vision.method": args.vision_method,
         "train.epochs": args.epochs,
+        "train.head_warmup_epochs": args.head_warmup_epochs,
         "train.batch_size": args.batch_size,
         "train.lr": args.lr,
         "train.seed": args.seed,

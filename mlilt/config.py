@@ -163,6 +163,12 @@ class TrainConfig:
         seed: Seed of initialisation, data order and dropout.
         checkpoint_every: Steps between checkpoints (an epoch's end always writes one).
         num_threads: CPU threads for torch (0 keeps torch's choice).
+        head_warmup_epochs: Epochs of heads-only training (towers frozen, their features computed once)
+            before the method trains, which then starts from trained heads instead of random ones
+            (LP-FT). The ``frozen`` reference gets ``epochs + head_warmup_epochs`` epochs: the same budget.
+        warm_head_lr: Peak learning rate of the heads while the method trains after a warm-up (they are
+            trained already; a small rate keeps them from being undone). None: the same as ``lr``.
+            ``head_lr`` is the heads' rate when they start from random (warm-up, reference, no warm-up).
     """
 
     epochs: int = 6
@@ -175,11 +181,15 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 100
     num_threads: int = 0
+    head_warmup_epochs: int = 0
+    warm_head_lr: float | None = None
 
     def __post_init__(self):
+        if self.head_warmup_epochs < 0:
+            raise ValueError(f"head_warmup_epochs must be >= 0, got {self.head_warmup_epochs}")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("epochs must be >= 1 and batch_size >= 2 (contrastive learning needs negatives)")
-        if self.lr <= 0 or self.head_lr <= 0:
+        if self.lr <= 0 or self.head_lr <= 0 or (self.warm_head_lr is not None and self.warm_head_lr <= 0):
             raise ValueError("learning rates must be positive")
 
 

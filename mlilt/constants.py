@@ -11,6 +11,7 @@ REPORT_NAME = "report.json"
 REPORT_MD_NAME = "report.md"
 STUDY_NAME = "study.json"
 REFERENCE_DIR = "reference-frozen"  # the frozen (heads-only) reference model inside a run folder
+HEADS_WARMUP_DIR = "heads-warmup"  # the heads-only warm-up the method starts from
 
 # Built-in offline towers: names a user can pass to --text / --vision.
 OFFLINE_TEXT = "offline:multilingual-e5-small"

@@ -20,6 +20,7 @@ from mlilt.cli import main
 from mlilt.constants import (
     ADAPTER_WEIGHTS_NAME,
     CHECKPOINT_NAME,
+    HEADS_WARMUP_DIR,
     METRICS_NAME,
     RUN_CONFIG_NAME,
     STEP_METRICS_NAME,
@@ -64,7 +65,8 @@ def _recipe(tmp_path, **train) -> Path:
 
 def test_tiny_run_writes_a_complete_run_folder(tiny_assets, shapes_dataset, tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(_args(tiny_assets, shapes_dataset, out, "--epochs", "2", "--config", str(_recipe(tmp_path)))) == 0
+    recipe = str(_recipe(tmp_path, head_warmup_epochs=3))
+    assert main(_args(tiny_assets, shapes_dataset, out, "--epochs", "2", "--config", recipe)) == 0
     for name in (ADAPTER_WEIGHTS_NAME, RUN_CONFIG_NAME, METRICS_NAME, STEP_METRICS_NAME, SUMMARY_NAME):
         assert (out / name).exists(), name
     metrics = json.loads((out / METRICS_NAME).read_text())
@@ -72,11 +74,15 @@ def test_tiny_run_writes_a_complete_run_folder(tiny_assets, shapes_dataset, tmp_
         assert 0.0 <= metrics["test"][key] <= 100.0
         assert key in metrics["frozen_reference"]["test"]
     assert metrics["method"] == "adapters" and len(metrics["history"]) == 2
+    # the reference gets the method's whole budget; the method started from the warm-up's heads
+    assert metrics["frozen_reference"]["epochs"] == 2 + 3 and metrics["heads_warmup"]["epochs"] == 3
+    assert len((out / HEADS_WARMUP_DIR / STEP_METRICS_NAME).read_text().splitlines()) > 0
+    assert [h["seconds"] for h in metrics["history"]] == sorted(h["seconds"] for h in metrics["history"])
     steps = [json.loads(line) for line in (out / STEP_METRICS_NAME).read_text().splitlines()]
     assert [s["step"] for s in steps] == list(range(1, len(steps) + 1))
     assert all(s["loss"] > 0 and s["pairs_per_s"] > 0 for s in steps)
     printed = capsys.readouterr().out
-    assert "frozen (heads)" in printed and "gain over frozen" in printed
+    assert "frozen (5 ep)" in printed and "gain over frozen" in printed
 
 
 def test_unknown_language_lists_close_matches(capsys):
