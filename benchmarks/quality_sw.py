@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import statistics
 import subprocess
@@ -58,6 +59,8 @@ def run_one(
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
+    if any(math.isnan(v) for v in values):  # e.g. no validation history (the frozen reference keeps none)
+        return math.nan, math.nan
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
