@@ -100,7 +100,7 @@ def time_epoch(model, data, train_cfg, steps: int | None, device: torch.device) 
     """Run the first ``steps`` batches of epoch 0 (all if None) as ``train`` does; per-step seconds and losses."""
     from mlilt.data.prepare import epoch_batches
     from mlilt.loss import ContrastiveLoss
-    from mlilt.train import lr_factor, make_optimizer, training_step
+    from mlilt.train import make_optimizer, set_learning_rates, training_step, view_for_step
 
     table = data.splits["train"]
     lengths = [len(t) for t in table.tokens]
@@ -115,10 +115,8 @@ def time_epoch(model, data, train_cfg, steps: int | None, device: torch.device) 
     seconds, losses = [], []
     for step, batch in enumerate(batches[:steps]):
         tick = time.perf_counter()
-        for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * lr_factor(step, total_steps, warmup)
-        view_pick = torch.Generator().manual_seed(train_cfg.seed * 7919 + step)  # as train picks it
-        view = views[torch.randint(len(views), (1,), generator=view_pick).item()]
+        set_learning_rates(optimizer, step, total_steps, warmup)
+        view = view_for_step(views, train_cfg.seed, step)
         loss, _ = training_step(model, data, table, batch, view, optimizer, loss_fn, train_cfg.grad_clip, autocast)
         losses.append(loss.item())  # synchronises, as train's per-step log does
         seconds.append(time.perf_counter() - tick)

@@ -54,6 +54,18 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def set_learning_rates(optimizer: torch.optim.Optimizer, step: int, total: int, warmup: int) -> None:
+    """Every group at its peak rate (``base_lr``) times the schedule's factor for ``step``."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * lr_factor(step, total, warmup)
+
+
+def view_for_step(views: list[str], seed: int, step: int) -> str:
+    """The picture view a step trains on: a deterministic draw from (seed, step), so resuming repeats it."""
+    pick = torch.Generator().manual_seed(seed * 7919 + step)
+    return views[torch.randint(len(views), (1,), generator=pick).item()]
+
+
 def make_optimizer(model: DualEncoder, cfg: TrainConfig) -> torch.optim.AdamW:
     """Four groups: tower / head parameters, each with or without weight decay (none on 1-D)."""
     heads = {id(p) for m in (model.image_head, model.text_head) for p in m.parameters()} | {id(model.logit_scale)}
@@ -194,10 +206,8 @@ def train(
         for batch in batches[done_in_epoch:]:
             step = state["step"]
             tick = time.perf_counter()
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * lr_factor(step, total_steps, warmup)
-            view_pick = torch.Generator().manual_seed(cfg.seed * 7919 + step)
-            view = views[torch.randint(len(views), (1,), generator=view_pick).item()]
+            set_learning_rates(optimizer, step, total_steps, warmup)
+            view = view_for_step(views, cfg.seed, step)
             loss, grad_norm = training_step(
                 model, data, train_table, batch[rank::world], view, optimizer, loss_fn, cfg.grad_clip, autocast
             )
