@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -41,7 +40,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from busy import warn_if_busy
+from machine import machine_meta, warn_if_busy
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = ("cached", "per-step")
@@ -275,11 +274,7 @@ def run_all(args: argparse.Namespace) -> dict:
         "steps_arg": args.steps,
         "threads": args.threads,
         "device": args.device,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg()[0],
-        "torch": torch.__version__,
+        **machine_meta(load_before),
     }
     return {"meta": meta, "pipelines": results, "cold": cold, **comparison}
 

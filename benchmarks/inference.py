@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from busy import warn_if_busy
+from machine import machine_meta, warn_if_busy
 
 from mlilt.adapt import load_records
 from mlilt.config import load_run_config
@@ -197,11 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "warmup": args.warmup,
         "repeats": args.repeats,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg()[0],
-        "torch": torch.__version__,
+        **machine_meta(load_before),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"meta": meta, "rows": rows, "search": search}, indent=2) + "\n", encoding="utf-8")

@@ -1,9 +1,12 @@
-"""Shared by the benchmark scripts: is the machine busy enough that timings mean little?"""
+"""Shared by the benchmark scripts: what a timing needs next to it (the machine, and how busy it was)."""
 
 from __future__ import annotations
 
 import os
+import platform
 import sys
+
+import torch
 
 
 def warn_if_busy() -> float:
@@ -16,3 +19,14 @@ def warn_if_busy() -> float:
             file=sys.stderr,
         )
     return load
+
+
+def machine_meta(load_before: float) -> dict:
+    """CPU, torch version and the load average before (given) and after (now) a measurement."""
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+        "torch": torch.__version__,
+    }
