@@ -71,6 +71,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mlilt.study import adapt_command
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "open_clip_lit.json"
 PIP_LINE = (
@@ -409,26 +411,8 @@ def run_open_clip(args: argparse.Namespace, work: Path) -> dict:
 
 def run_mlilt(args: argparse.Namespace, method: str, work: Path) -> dict:
     out = work / f"mlilt-{method}"
-    command = [
-        sys.executable,
-        "-m",
-        "mlilt.cli",
-        "adapt",
-        "--lang",
-        args.lang,
-        "--method",
-        method,
-        "--epochs",
-        str(args.epochs),
-        "--batch-size",
-        str(args.batch_size),
-        "--seed",
-        str(args.seed),
-        "--no-reference",
-        "--quiet",
-        "--out",
-        str(out),
-    ]
+    common = ["--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--seed", str(args.seed)]
+    command = adapt_command(args.lang, method, out, *common, "--no-reference")
     if args.max_pairs:
         command += ["--max-captions", str(args.max_pairs)]
     if args.lr:

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from mlilt.study import adapt_command
+
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = [
     ("t->i R@1", "text_to_image_R@1"),
@@ -44,8 +46,8 @@ def run_one(
         return metrics
     if out.exists():
         shutil.rmtree(out)
-    command = [sys.executable, "-m", "mlilt.cli", "adapt", "--lang", lang, "--config", config, "--method", method,
-               "--seed", str(seed), *([] if reference else ["--no-reference"]), "--quiet", "--out", str(out), *extra]
+    flags = ["--config", config, "--seed", str(seed), *([] if reference else ["--no-reference"]), *extra]
+    command = adapt_command(lang, method, out, *flags)
     print(f"[{time.strftime('%H:%M:%S')}] {' '.join(command[2:])}", file=sys.stderr, flush=True)
     started = time.perf_counter()
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)

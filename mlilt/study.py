@@ -19,12 +19,9 @@ from pathlib import Path
 from mlilt.constants import CHECKPOINT_NAME, METRICS_NAME, STUDY_NAME
 
 
-def _adapt(out: Path, lang: str, method: str, passthrough: list[str], extra: list[str]) -> dict:
-    """One ``mlilt adapt`` run in its own process (resumed if a previous study was interrupted)."""
-    if (out / METRICS_NAME).exists():
-        return json.loads((out / METRICS_NAME).read_text())
-    resume = ["--resume"] if (out / CHECKPOINT_NAME).exists() else []
-    command = [
+def adapt_command(lang: str, method: str, out: Path, *flags: str) -> list[str]:
+    """The command line of one quiet ``mlilt adapt`` run in a fresh process (also used by the benchmarks)."""
+    return [
         sys.executable,
         "-m",
         "mlilt.cli",
@@ -35,12 +32,17 @@ def _adapt(out: Path, lang: str, method: str, passthrough: list[str], extra: lis
         method,
         "--out",
         str(out),
-        "--no-reference",
         "--quiet",
-        *passthrough,
-        *extra,
-        *resume,
+        *flags,
     ]
+
+
+def _adapt(out: Path, lang: str, method: str, passthrough: list[str], extra: list[str]) -> dict:
+    """One ``mlilt adapt`` run in its own process (resumed if a previous study was interrupted)."""
+    if (out / METRICS_NAME).exists():
+        return json.loads((out / METRICS_NAME).read_text())
+    resume = ["--resume"] if (out / CHECKPOINT_NAME).exists() else []
+    command = adapt_command(lang, method, out, "--no-reference", *passthrough, *extra, *resume)
     print(f"study: {out.name} ...", file=sys.stderr, flush=True)
     done = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0:
