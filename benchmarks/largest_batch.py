@@ -37,6 +37,7 @@ from train_step import (
     resolve_device_args,
     run_trial,
     split_list,
+    trial_from_args,
     write_json,
 )
 
@@ -101,19 +102,7 @@ def table_row(r: dict, args: argparse.Namespace) -> list:
 def trial_for(tower_set: str, method: str, args: argparse.Namespace, device: str) -> Trial:
     """The first trial of a search; on CPU its worker stops once past the budget (no fit is possible then)."""
     limit = args.budget_gb if device == "cpu" else None
-    return Trial(
-        tower_set,
-        method,
-        args.start,
-        args.steps,
-        args.warmup,
-        device,
-        args.bf16,
-        args.threads,
-        args.seed,
-        longest_first=True,
-        memory_limit_gb=limit,
-    )
+    return trial_from_args(args, tower_set, method, args.start, device, longest_first=True, memory_limit_gb=limit)
 
 
 HEADERS = ["towers", "text method", "largest batch that fits", "its peak MiB", "first miss", "failure", "tried"]

@@ -439,6 +439,11 @@ TABLE_HEADERS = [
 # --- command line
 
 
+def trial_from_args(args: argparse.Namespace, towers: str, method: str, batch_size: int, device: str, **kw) -> Trial:
+    """A trial with the command line's common settings (steps, warm-up, device, bf16, threads, seed)."""
+    return Trial(towers, method, batch_size, args.steps, args.warmup, device, args.bf16, args.threads, args.seed, **kw)
+
+
 def batch_size_for(towers: str, args: argparse.Namespace, device: str) -> int:
     override = getattr(args, f"{towers}_batch_size")
     if override:
@@ -490,18 +495,8 @@ def main() -> None:
     payload = {"benchmark": "train_step", "machine": machine_info(device), "note": IMAGE_NOTE, "rows": []}
     for tower_set in towers:
         for method in methods:
-            trial = Trial(
-                tower_set,
-                method,
-                batch_size_for(tower_set, args, device),
-                args.steps,
-                args.warmup,
-                device,
-                args.bf16,
-                args.threads,
-                args.seed,
-                memory_limit_gb=args.memory_limit_gb,
-            )
+            batch_size = batch_size_for(tower_set, args, device)
+            trial = trial_from_args(args, tower_set, method, batch_size, device, memory_limit_gb=args.memory_limit_gb)
             print(f"{tower_set} / {method} / batch {trial.batch_size} ...", file=sys.stderr, flush=True)
             payload["rows"].append(run_trial(trial, args.timeout))
             add_ratios(payload["rows"])
