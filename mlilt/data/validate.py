@@ -1,7 +1,8 @@
 """Check every record before training: bad ones are counted by kind, shown, and dropped; never silently.
 
 Kinds: ``missing_image``, ``unreadable_image`` (corrupt or not a picture), ``empty_caption``,
-``overlong_caption`` (more characters than the limit), ``duplicate_pair`` (same picture and caption).
+``overlong_caption`` (more characters than the limit), ``duplicate_pair`` (same picture, caption and language:
+the same word for the same picture in two languages, "taxi" say, is two records, not a duplicate).
 If more than ``max_bad_fraction`` of the records are bad, the run stops with the report.
 """
 
@@ -60,7 +61,7 @@ def validate_records(
     """Return the good records and a report; raise :class:`BadDataError` if too many are bad."""
     report = ValidationReport(total=len(records), kept=0)
     image_problems: dict[str, str | None] = {}
-    seen: set[tuple[str, str]] = set()
+    seen: set[tuple[str, str | None, str]] = set()
     good = []
     for line, record in enumerate(records, start=1):
         if record.image not in image_problems:
@@ -71,14 +72,14 @@ def validate_records(
             kind = "empty_caption"
         elif kind is None and len(caption) > max_caption_chars:
             kind = "overlong_caption"
-        elif kind is None and (record.image_id, caption) in seen:
+        elif kind is None and (record.image_id, record.lang, caption) in seen:
             kind = "duplicate_pair"
         if kind:
             report.bad[kind] += 1
             if len(report.examples[kind]) < EXAMPLES_PER_KIND:
                 report.examples[kind].append(f"record {line}: {record.image} | {caption[:60]!r}")
             continue
-        seen.add((record.image_id, caption))
+        seen.add((record.image_id, record.lang, caption))
         good.append(record if caption == record.caption else _with_caption(record, caption))
     report.kept = len(good)
     if report.total == 0:
