@@ -146,7 +146,7 @@ def run_adapt(
     heads_metrics = _heads_stages(cfg, model, data, records, out_dir, reference, resume, progress)
     train_cfg = cfg.train
     if model.text_frozen and model.vision_frozen:  # heads only: the warm-up budget is part of the run
-        train_cfg = dataclasses.replace(train_cfg, epochs=_epoch_budget(cfg))
+        train_cfg = dataclasses.replace(train_cfg, epochs=epoch_budget(cfg))
     elif cfg.train.head_warmup_epochs:  # the heads start trained (or come from the checkpoint)
         train_cfg = dataclasses.replace(train_cfg, head_lr=cfg.train.warm_head_lr or cfg.train.lr)
     result = train(model, data, train_cfg, out_dir, resume=resume, progress=progress, adapter_info=info)
@@ -176,7 +176,7 @@ def run_adapt(
     return metrics
 
 
-def _epoch_budget(cfg: RunConfig) -> int:
+def epoch_budget(cfg: RunConfig) -> int:
     """Epochs of a heads-only run with the same budget as the method (its warm-up included)."""
     return cfg.train.epochs + cfg.train.head_warmup_epochs
 
@@ -205,7 +205,7 @@ def _heads_stages(
     frozen_data = frozen_features(heads_only(model, seed), data, records, lang)
     metrics = {}
     if reference:
-        budget = _epoch_budget(cfg)
+        budget = epoch_budget(cfg)
         _say(_rank(), f"frozen reference: heads only, {budget} epochs")
         ref = heads_only(model, seed)
         result = train_heads(ref, frozen_data, cfg.train, budget, out_dir / REFERENCE_DIR, progress, {"lang": lang})
