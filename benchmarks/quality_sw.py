@@ -100,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"), help="recipe name or YAML path")
     parser.add_argument("--lang", default="sw")
     parser.add_argument("--extra-args", default="", help="more `mlilt adapt` flags, e.g. '--epochs 8'")
-    parser.add_argument("--runs", type=Path, default=ROOT / "benchmarks" / "results" / "runs-quality_sw",
-                        help="folder of the run folders (METHOD-sSEED)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "quality_sw.json")
+    parser.add_argument("--runs", type=Path, help="folder of the run folders (METHOD-sSEED); default "
+                        "benchmarks/results/runs-quality_LANG (another language never reuses these runs)")
+    parser.add_argument("--out", type=Path, help="JSON file; default benchmarks/results/quality_LANG.json")
     parser.add_argument("--fresh", action="store_true", help="retrain runs whose folder already holds metrics")
     parser.add_argument(
         "--no-reference",
@@ -110,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         help="skip the frozen reference (by default the first method's runs train it: the 'frozen' row)",
     )
     args = parser.parse_args(argv)
+    args.runs = args.runs or ROOT / "benchmarks" / "results" / f"runs-quality_{args.lang}"
+    args.out = args.out or ROOT / "benchmarks" / "results" / f"quality_{args.lang}.json"
 
     methods = [m for m in args.methods.split(",") if m]
     seeds = [int(s) for s in args.seeds.split(",") if s]
