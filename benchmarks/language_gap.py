@@ -6,7 +6,7 @@ epoch budget) — only the caption language changes. Differences between languag
 tower's: how well it already tells apart the names of that language. Two tables:
 
 - ``own``: heads trained on language L's train captions, tested on L's test names;
-- ``from SOURCE``: heads trained on SOURCE's captions (English by default), tested on L's test
+- ``cross``: heads trained on SOURCE's captions (English by default), tested on L's test
   names: how much of what the heads learn carries across languages through the frozen tower.
 
 Mean ± std over seeds of test text->image R@1 / R@10, printed and written to a JSON file.
@@ -69,7 +69,7 @@ def main() -> None:
     for lang in dict.fromkeys([*langs, args.source]):
         data[lang] = prepare(load_emoji_cldr(lang), model, eval_lang=lang, progress=False)
     print(f"heads only, {budget} epochs; pictures and split identical for every language", file=sys.stderr)
-    results: dict[str, dict[str, list[dict]]] = {"own": {}, f"from {args.source}": {}}
+    results: dict[str, dict[str, list[dict]]] = {"own": {}, "cross": {}}  # kind -> language -> test metrics
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         for lang in dict.fromkeys([args.source, *langs]):
@@ -85,15 +85,14 @@ def main() -> None:
                 if lang == args.source:
                     for target in langs:
                         test = evaluate_table(heads, data[target], data[target].splits["test"])
-                        results[f"from {args.source}"].setdefault(target, []).append(test)
+                        results["cross"].setdefault(target, []).append(test)
                 print(f"  {lang} seed {seed} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     print(f"\nEmoji-CLDR test names, text->image R@1 / R@10, mean ± std over seeds {seeds}")
-    heads = [f"{kind} {m.split('_')[-1]}" for kind in ("own", f"{args.source} heads") for m in METRICS]
-    print(f"{'lang':6s} {'train captions':>14s}  " + "  ".join(f"{h:>14s}" for h in heads))
+    columns = [f"{kind} {m.split('_')[-1]}" for kind in ("own", f"{args.source} heads") for m in METRICS]
+    print(f"{'lang':6s} {'train captions':>14s}  " + "  ".join(f"{c:>14s}" for c in columns))
     summary = {}
     for lang in langs:
-        own, cross = results["own"][lang], results[f"from {args.source}"][lang]
-        row = {f"{kind} {m}": [r[m] for r in runs] for kind, runs in (("own", own), ("cross", cross)) for m in METRICS}
+        row = {f"{kind} {m}": [r[m] for r in results[kind][lang]] for kind in ("own", "cross") for m in METRICS}
         summary[lang] = {
             "train_captions": len(data[lang].splits["train"]),
             "test_names": len(data[lang].splits["test"]),
