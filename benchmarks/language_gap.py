@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import torch
+from machine import machine_meta, warn_if_busy
 
 from mlilt.adapt import epoch_budget
 from mlilt.config import load_run_config
@@ -37,9 +38,6 @@ from mlilt.data.prepare import PreparedData, prepare
 from mlilt.heads import heads_only, train_heads
 from mlilt.model import build_model
 from mlilt.train import evaluate_table
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import machine_meta, warn_if_busy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("text_to_image_R@1", "text_to_image_R@10")
