@@ -9,7 +9,7 @@ import sys
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
-from mlilt.cli import main  # noqa: E402
+from mlilt.cli.main import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["demo", *sys.argv[1:]]))

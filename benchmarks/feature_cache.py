@@ -30,7 +30,6 @@ import argparse
 import dataclasses
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,20 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from machine import machine_meta, warn_if_busy
+
+import mlilt.model
+from mlilt.adapt import training_records
+from mlilt.config import load_run_config
+from mlilt.data.prepare import epoch_batches
+from mlilt.data.validate import validate_records
+from mlilt.features import CacheStats
+from mlilt.model import assemble
+from mlilt.towers.registry import build_text_tower, build_vision_tower
+from mlilt.training.loop import make_optimizer, training_step
+from mlilt.training.loss import ContrastiveLoss
+from mlilt.training.schedule import set_learning_rates, view_for_step
+
+from _common import machine_meta, peak_rss_mib, pick_device, warn_if_busy, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 PIPELINES = ("cached", "per-step")
@@ -52,30 +64,20 @@ TARGET_SPEEDUP = 3.0
 
 def load_model_and_records(method: str, device: torch.device):
     """The default recipe's validated records and assembled model (exactly as ``run_adapt`` builds them)."""
-    from mlilt.adapt import load_records
-    from mlilt.config import load_run_config
-    from mlilt.data.validate import validate_records
-    from mlilt.model import assemble
-    from mlilt.towers.text import build_text_tower
-    from mlilt.towers.vision import build_vision_tower
-
     cfg = load_run_config("default", {"model.text.method": method})
     torch.manual_seed(cfg.train.seed)
-    records, _ = validate_records(load_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
+    records, _ = validate_records(training_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
     vision, text = build_vision_tower(cfg.model.vision).to(device), build_text_tower(cfg.model.text).to(device)
     model = assemble(vision, text, cfg.model, cfg.train.seed).to(device)
     return cfg, records, model
 
 
 def timed_prepare(records, model, lang: str, with_features: bool):
-    """``prepare`` with the time of its image-feature stage (hash + cache read + extraction of misses) measured.
+    """``prepare_data`` with the time of its image-feature stage (hash + cache read + extraction of misses) measured.
 
     Without features, the feature stage is skipped: the ``PreparedData`` a trained vision tower gets.
     """
-    import mlilt.data.prepare as prep
-    from mlilt.features import CacheStats
-
-    original, feature_seconds = prep.image_features, []
+    original, feature_seconds = mlilt.model.image_features, []
 
     def measured(*args, **kwargs):
         start = time.perf_counter()
@@ -83,13 +85,13 @@ def timed_prepare(records, model, lang: str, with_features: bool):
         feature_seconds.append(time.perf_counter() - start)
         return out
 
-    prep.image_features = measured
+    mlilt.model.image_features = measured
     try:
         start = time.perf_counter()
-        data = prep.prepare(records, model, eval_lang=lang, progress=False)
+        data = mlilt.model.prepare_data(records, model, eval_lang=lang, progress=False)
         seconds = time.perf_counter() - start
     finally:
-        prep.image_features = original
+        mlilt.model.image_features = original
     if not with_features:
         data = dataclasses.replace(data, image_features={}, cache_stats={})
     return data, seconds, sum(feature_seconds)
@@ -97,10 +99,6 @@ def timed_prepare(records, model, lang: str, with_features: bool):
 
 def time_epoch(model, data, train_cfg, steps: int | None, device: torch.device) -> dict:
     """Run the first ``steps`` batches of epoch 0 (all if None) as ``train`` does; per-step seconds and losses."""
-    from mlilt.data.prepare import epoch_batches
-    from mlilt.loss import ContrastiveLoss
-    from mlilt.train import make_optimizer, set_learning_rates, training_step, view_for_step
-
     table = data.splits["train"]
     lengths = [len(t) for t in table.tokens]
     batches = epoch_batches(lengths, train_cfg.batch_size, train_cfg.seed, 0)
@@ -149,16 +147,10 @@ def run_worker(args: argparse.Namespace) -> dict:
         result |= time_epoch(model, data, cfg.train, steps, device)
     else:
         cold_dir.cleanup()
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mib()
     if device.type == "cuda":
         result["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 # --- parent side: one process per pipeline, then the comparison
@@ -299,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     report = run_all(args)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(args.json, report)
     print(f"wrote {args.json}")
     return 0
 

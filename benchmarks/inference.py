@@ -19,7 +19,6 @@ calls, the median and p90 time of one call and the throughput at the median of
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -28,30 +27,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from machine import machine_meta, warn_if_busy
 
-from mlilt.adapt import load_records
+from mlilt.adapt import training_records
 from mlilt.config import load_run_config
+from mlilt.data.images import open_rgb
 from mlilt.data.validate import validate_records
-from mlilt.features import open_rgb
+from mlilt.demo.index import faiss_available
 from mlilt.model import DualEncoder, assemble
-from mlilt.search import faiss_available
-from mlilt.towers.text import build_text_tower
-from mlilt.towers.vision import build_vision_tower
+from mlilt.towers.registry import build_text_tower, build_vision_tower
+
+import search_latency
+from _common import machine_meta, pick_device, warn_if_busy, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def load_default(device: torch.device) -> tuple[DualEncoder, list[str], list[str]]:
     """The default model, and the distinct Swahili captions and picture paths of the validated records."""
     cfg = load_run_config("default")
-    records, _ = validate_records(load_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
+    records, _ = validate_records(training_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
     vision, text = build_vision_tower(cfg.model.vision), build_text_tower(cfg.model.text)
     model = assemble(vision, text, cfg.model, cfg.train.seed).to(device).eval()
     captions = list(dict.fromkeys(r.caption for r in records if r.lang in (None, cfg.data.lang)))
@@ -118,8 +112,6 @@ def bench_tower(model: DualEncoder, paths: list[str], sizes: list[int], args, de
 
 def bench_search(model: DualEncoder, args) -> list[dict]:
     """Single-query latency (encode with the real model + search) via ``search_latency.bench``."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import search_latency
 
     def encode(text: str) -> np.ndarray:
         return model.embed_texts([text])[0].numpy()
@@ -199,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         **machine_meta(load_before),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"meta": meta, "rows": rows, "search": search}, indent=2) + "\n", encoding="utf-8")
+    write_json(args.json, {"meta": meta, "rows": rows, "search": search})
     print(f"wrote {args.json}")
     return 0
 

@@ -21,31 +21,29 @@ import argparse
 import contextlib
 import dataclasses
 import io
-import json
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from machine import machine_meta, warn_if_busy
 
 from mlilt.adapt import epoch_budget
 from mlilt.config import load_run_config
 from mlilt.data.emoji_cldr import load_emoji_cldr
-from mlilt.data.prepare import PreparedData, prepare
-from mlilt.heads import heads_only, train_heads
-from mlilt.model import build_model
-from mlilt.train import evaluate_table
+from mlilt.data.prepare import PreparedData
+from mlilt.evaluation.retrieval import evaluate_table
+from mlilt.model import build_model, prepare_data
+from mlilt.training.heads import heads_only, train_heads
+
+from _common import machine_meta, mean_std, warn_if_busy, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("text_to_image_R@1", "text_to_image_R@10")
 
 
-def mean_std(values: list[float]) -> str:
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):5.1f} ± {spread:3.1f}"
+def mean_pm(values: list[float]) -> str:
+    return "{:5.1f} ± {:3.1f}".format(*mean_std(values))
 
 
 def main() -> None:
@@ -65,7 +63,7 @@ def main() -> None:
     model = build_model(cfg.model, seed=0)
     data: dict[str, PreparedData] = {}
     for lang in dict.fromkeys([*langs, args.source]):
-        data[lang] = prepare(load_emoji_cldr(lang), model, eval_lang=lang, progress=False)
+        data[lang] = prepare_data(load_emoji_cldr(lang), model, eval_lang=lang, progress=False)
     print(f"heads only, {budget} epochs; pictures and split identical for every language", file=sys.stderr)
     results: dict[str, dict[str, list[dict]]] = {"own": {}, "cross": {}}  # kind -> language -> test metrics
     started = time.perf_counter()
@@ -96,12 +94,12 @@ def main() -> None:
             "test_names": len(data[lang].splits["test"]),
         }
         summary[lang] |= row
-        cells = [mean_std(row[f"{kind} {m}"]) for kind in ("own", "cross") for m in METRICS]
+        cells = [mean_pm(row[f"{kind} {m}"]) for kind in ("own", "cross") for m in METRICS]
         print(f"{lang:6s} {summary[lang]['train_captions']:14,d}  " + "  ".join(f"{c:>14s}" for c in cells))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     payload = {"budget_epochs": budget, "recipe": args.config, "seeds": seeds, "source": args.source}
     payload |= {"languages": summary, "machine": machine_meta(load_before)}
-    args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    write_json(args.out, payload)
     print(f"\nwrote {args.out}", file=sys.stderr)
 
 

@@ -25,6 +25,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from _common import write_json
 from train_step import (
     METHODS,
     RESULTS,
@@ -38,7 +39,6 @@ from train_step import (
     run_trial,
     split_list,
     trial_from_args,
-    write_json,
 )
 
 MIB_PER_GIB = 1024

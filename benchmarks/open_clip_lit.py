@@ -63,7 +63,6 @@ import argparse
 import csv
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -71,7 +70,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from mlilt.study import adapt_command
+from mlilt.adapt import training_records
+from mlilt.config import TrainConfig, load_run_config
+from mlilt.data.validate import validate_records
+from mlilt.evaluation.metrics import retrieval_metrics
+from mlilt.evaluation.study import adapt_command
+from mlilt.towers.offline_e5 import ensure_e5_small
+from mlilt.towers.offline_effnet import load_efficientnet_lite0
+
+from _common import peak_rss_mib, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "open_clip_lit.json"
@@ -80,8 +87,11 @@ PIP_LINE = (
 )
 MODEL_NAME = "mlilt-effnetlite0-e5small"  # the open_clip model config this script registers
 EMBED_DIM, CONTEXT_LENGTH = 256, 64
-RECIPE_TOWER_LR = 3e-4  # mlilt's default recipe: tower lr (its heads use 1e-3; open_clip has one lr for all)
-WEIGHT_DECAY, WARMUP_FRACTION, GRAD_CLIP = 0.05, 0.05, 1.0  # mlilt's default recipe
+# open_clip has one lr for everything: the like-for-like comparison in docs/benchmarks.md gives both sides 3e-4
+# (mlilt's default recipe trains the tower at TrainConfig().lr after a heads warm-up at head_lr).
+COMPARISON_LR = 3e-4
+RECIPE = TrainConfig()  # mlilt's defaults: weight decay, warm-up share and clipping are the same on both sides
+WEIGHT_DECAY, WARMUP_FRACTION, GRAD_CLIP = RECIPE.weight_decay, RECIPE.warmup_fraction, RECIPE.grad_clip
 METRICS = [
     ("t->i R@1", "text_to_image_R@1"),
     ("t->i R@10", "text_to_image_R@10"),
@@ -96,19 +106,11 @@ METRICS = [
 
 def _records(lang: str, max_pairs: int | None, seed: int):
     """The records mlilt adapt trains and tests on: same loader, same scarcity subset, same validation."""
-    from mlilt.adapt import load_records
-    from mlilt.config import load_run_config
-    from mlilt.data.validate import validate_records
-
     cfg = load_run_config("default", {"data.lang": lang, "data.max_train_captions": max_pairs, "train.seed": seed})
-    records, _ = validate_records(load_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
+    records, _ = validate_records(training_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
     train = [r for r in records if r.split == "train"]
     test = [r for r in records if r.split == "test" and r.primary and r.lang in (None, lang)]
     return train, test
-
-
-def _peak_rss_mb() -> float:
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _run_child(command: list[str], env: dict, log: Path) -> dict:
@@ -173,9 +175,6 @@ def open_clip_prepare(args: argparse.Namespace) -> None:
     import torch
     from safetensors import safe_open
 
-    from mlilt.towers.offline_e5 import ensure_e5_small
-    from mlilt.towers.offline_effnet import load_efficientnet_lite0
-
     work = Path(args.work_dir)
     train, test = _records(args.lang, args.max_pairs, args.seed)
     e5_dir = ensure_e5_small()
@@ -231,8 +230,6 @@ def open_clip_train(args: argparse.Namespace) -> None:
     import torch
     from PIL import Image
 
-    from mlilt.evaluate import retrieval_metrics
-
     if args.threads:
         torch.set_num_threads(args.threads)
     work = Path(args.work_dir)
@@ -272,7 +269,7 @@ def open_clip_train(args: argparse.Namespace) -> None:
         started = time.perf_counter()
         out = train_one_epoch(*a, **k)
         epoch_seconds.append(round(time.perf_counter() - started, 2))
-        rss_after_epoch.append(_peak_rss_mb())
+        rss_after_epoch.append(round(peak_rss_mib(), 1))
         return out
 
     oc_main.create_model_and_transforms = create_and_capture
@@ -289,7 +286,7 @@ def open_clip_train(args: argparse.Namespace) -> None:
         "--lock-image",
         "--epochs", str(args.epochs),
         "--batch-size", str(args.batch_size),
-        "--lr", str(args.lr or RECIPE_TOWER_LR),
+        "--lr", str(args.lr or COMPARISON_LR),
         "--wd", str(WEIGHT_DECAY),
         "--warmup", str(max(1, int(WARMUP_FRACTION * steps))),
         "--grad-clip-norm", str(GRAD_CLIP),
@@ -312,7 +309,7 @@ def open_clip_train(args: argparse.Namespace) -> None:
         raise RuntimeError("open_clip_train.main.main returned an error")
     train_wall = time.perf_counter() - started
     model, preprocess = captured["model"], captured["preprocess_val"]
-    peak_after_training = _peak_rss_mb()
+    peak_after_training = round(peak_rss_mib(), 1)
 
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
@@ -367,13 +364,13 @@ def open_clip_train(args: argparse.Namespace) -> None:
         "image_tower_pinned_eval": args.pin_image_eval,
         "image_trunk_forwards": trunk_calls,
         "image_trunk_max_abs_change": drift,
-        "peak_rss_mb_self": _peak_rss_mb(),
+        "peak_rss_mb_self": round(peak_rss_mib(), 1),
         "peak_rss_mb_after_training": peak_after_training,
         "peak_rss_mb_after_epoch": rss_after_epoch,
     }
     if device == "cuda":
         result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    Path(args.side_out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_json(Path(args.side_out), result)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -505,7 +502,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--lr",
         type=float,
         default=None,
-        help=f"open_clip's single lr (default {RECIPE_TOWER_LR}, mlilt's recipe tower lr); "
+        help=f"open_clip's single lr (default {COMPARISON_LR}, the docs' comparison; mlilt's recipe: {RECIPE.lr}); "
         "if given, also mlilt's tower lr (its heads stay at the recipe's)",
     )
     parser.add_argument("--threads", type=int, default=None, help="torch threads of each side (default: torch's)")
@@ -590,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         results["table"] = table(results)
         print(results["table"])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_json(args.out, results)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 

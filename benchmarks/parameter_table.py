@@ -16,12 +16,14 @@ import torch
 import transformers as tf
 from torch import nn
 
-from mlilt.config import Method, TowerConfig
-from mlilt.tuning import apply_method, count_parameters
+from mlilt.config import TowerConfig
+from mlilt.errors import TuningError
+from mlilt.tuning.parameters import count_parameters
+from mlilt.tuning.registry import apply_method, method_names
 
 EMBED = 256
-TEXT_METHODS = [m for m in Method]
-VISION_METHODS = [Method.FROZEN, Method.LAYERNORM, Method.ADAPTERS]
+TEXT_METHODS = method_names("text")
+VISION_METHODS = method_names("vision")
 
 
 def text_tower(kind: str) -> nn.Module:
@@ -51,7 +53,7 @@ def row(text_kind, vision_kind, text_method, vision_method, rf=4):
         text = apply_method(text_tower(text_kind), TowerConfig("t", text_method, reduction_factor=rf))
         try:
             vision = apply_method(vision_tower(vision_kind), TowerConfig("v", vision_method, reduction_factor=rf))
-        except ValueError:
+        except TuningError:
             return None  # e.g. adapters / LayerNorm on a convolutional tower
         hidden = text.config.hidden_size
         heads = nn.ModuleList([nn.Linear(hidden, EMBED), nn.Linear(vision.num_features, EMBED)])
@@ -61,8 +63,8 @@ def row(text_kind, vision_kind, text_method, vision_method, rf=4):
     return {
         "text": text_kind,
         "vision": vision_kind,
-        "text_method": text_method.value,
-        "vision_method": vision_method.value,
+        "text_method": text_method,
+        "vision_method": vision_method,
         "text_trainable": t.trainable,
         "text_total": t.total,
         "vision_trainable": v.trainable,
@@ -85,8 +87,10 @@ def main() -> None:
                 r = row(text_kind, vision_kind, tm, vm)
                 if r:
                     rows.append(r)
-    print("| towers | text method | vision method | text trainable | vision trainable | heads+T | total trainable "
-          "| share |")
+    print(
+        "| towers | text method | vision method | text trainable | vision trainable | heads+T | total trainable "
+        "| share |"
+    )
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for r in rows:
         print(

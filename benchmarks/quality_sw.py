@@ -16,15 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from mlilt.study import adapt_command
+from mlilt.evaluation.study import adapt_command
+
+from _common import mean_std, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 COLUMNS = [
@@ -58,12 +58,6 @@ def run_one(
     metrics["wall_seconds"] = round(wall, 1)
     (out / "wall_seconds.txt").write_text(f"{wall:.1f}\n", encoding="utf-8")
     return metrics
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    if any(math.isnan(v) for v in values):  # e.g. no validation history (the frozen reference keeps none)
-        return math.nan, math.nan
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
 def best_val(metrics: dict) -> float:
@@ -100,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default=str(ROOT / "configs" / "default.yaml"), help="recipe name or YAML path")
     parser.add_argument("--lang", default="sw")
     parser.add_argument("--extra-args", default="", help="more `mlilt adapt` flags, e.g. '--epochs 8'")
-    parser.add_argument("--runs", type=Path, help="folder of the run folders (METHOD-sSEED); default "
-                        "benchmarks/results/runs-quality_LANG (another language never reuses these runs)")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        help="folder of the run folders (METHOD-sSEED); default "
+        "benchmarks/results/runs-quality_LANG (another language never reuses these runs)",
+    )
     parser.add_argument("--out", type=Path, help="JSON file; default benchmarks/results/quality_LANG.json")
     parser.add_argument("--fresh", action="store_true", help="retrain runs whose folder already holds metrics")
     parser.add_argument(
@@ -126,20 +124,38 @@ def main(argv: list[str] | None = None) -> int:
             runs.setdefault(method, []).append(m)
             if "frozen_reference" in m:  # heads only, the method's whole epoch budget, same seed
                 runs.setdefault("frozen", []).append(m["frozen_reference"])
-            per_run.append({"method": method, "seed": seed, "test": m["test"], "best_epoch": m["best_epoch"],
-                            "val_best_R@1": best_val(m),
-                            "train_seconds": m["train_seconds"], "total_seconds": m.get("total_seconds"),
-                            "wall_seconds": m.get("wall_seconds")})
-            print(f"  {method} seed {seed}: test t->i R@1 {m['test']['text_to_image_R@1']:.1f} "
-                  f"R@10 {m['test']['text_to_image_R@10']:.1f}; val best R@1 {per_run[-1]['val_best_R@1']:.1f}; "
-                  f"train {m['train_seconds']:.0f} s", file=sys.stderr, flush=True)
+            per_run.append(
+                {
+                    "method": method,
+                    "seed": seed,
+                    "test": m["test"],
+                    "best_epoch": m["best_epoch"],
+                    "val_best_R@1": best_val(m),
+                    "train_seconds": m["train_seconds"],
+                    "total_seconds": m.get("total_seconds"),
+                    "wall_seconds": m.get("wall_seconds"),
+                }
+            )
+            print(
+                f"  {method} seed {seed}: test t->i R@1 {m['test']['text_to_image_R@1']:.1f} "
+                f"R@10 {m['test']['text_to_image_R@10']:.1f}; val best R@1 {per_run[-1]['val_best_R@1']:.1f}; "
+                f"train {m['train_seconds']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     summary = summarise(runs)
     print(f"{args.lang} test, mean ± std over seeds {seeds}; recipe {args.config} {' '.join(extra)}")
     print(table(summary))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    result = {"lang": args.lang, "config": str(args.config), "extra_args": extra, "seeds": seeds,
-              "summary": summary, "runs": per_run}
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    result = {
+        "lang": args.lang,
+        "config": str(args.config),
+        "extra_args": extra,
+        "seeds": seeds,
+        "summary": summary,
+        "runs": per_run,
+    }
+    write_json(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

@@ -15,7 +15,6 @@ measures the index build throughput and the per-query latency (median and p95) o
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -25,12 +24,30 @@ import numpy as np
 import torch
 
 from mlilt.config import TowerConfig
-from mlilt.search import EmbeddingIndex, faiss_available
-from mlilt.towers.text import build_text_tower
+from mlilt.demo.index import EmbeddingIndex, faiss_available
+from mlilt.towers.registry import build_text_tower
+
+from _common import write_json
 
 ROOT = Path(__file__).resolve().parent.parent
-QUERIES = ["mbwa", "paka mweusi", "samaki wa bluu", "gari jekundu", "ndizi", "jua", "moyo mwekundu", "Ajá",
-           "Ẹja", "ውሻ", "kare", "inja", "red heart", "a cat", "mti", "ndege anayeruka"]
+QUERIES = [
+    "mbwa",
+    "paka mweusi",
+    "samaki wa bluu",
+    "gari jekundu",
+    "ndizi",
+    "jua",
+    "moyo mwekundu",
+    "Ajá",
+    "Ẹja",
+    "ውሻ",
+    "kare",
+    "inja",
+    "red heart",
+    "a cat",
+    "mti",
+    "ndege anayeruka",
+]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -58,9 +75,14 @@ def bench(encode, size: int, backend: str, queries: int, k: int, dim: int, seed:
             total.append((t2 - t0) * 1e3)
             search_only.append((t2 - t1) * 1e3)
     return {
-        "size": size, "backend": backend, "build_s": build_s, "build_vectors_per_s": size / build_s,
-        "query_ms_median": statistics.median(total), "query_ms_p95": percentile(total, 95),
-        "search_ms_median": statistics.median(search_only), "search_ms_p95": percentile(search_only, 95),
+        "size": size,
+        "backend": backend,
+        "build_s": build_s,
+        "build_vectors_per_s": size / build_s,
+        "query_ms_median": statistics.median(total),
+        "query_ms_p95": percentile(total, 95),
+        "search_ms_median": statistics.median(search_only),
+        "search_ms_p95": percentile(search_only, 95),
     }
 
 
@@ -85,17 +107,28 @@ def main() -> None:
         return torch.nn.functional.normalize(head(features), dim=-1)[0].numpy()
 
     backends = [b for b in args.backends.split(",") if b != "faiss" or faiss_available()]
-    rows = [bench(encode, int(size), backend, args.queries, args.k, args.dim)
-            for size in args.sizes.split(",") for backend in backends]
+    rows = [
+        bench(encode, int(size), backend, args.queries, args.k, args.dim)
+        for size in args.sizes.split(",")
+        for backend in backends
+    ]
     header = "| stored | backend | build (vectors/s) | query median (ms) | query p95 (ms) | search only median (ms) |"
     print(header + "\n|---:|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['size']:,} | {r['backend']} | {r['build_vectors_per_s']:,.0f} | {r['query_ms_median']:.1f} | "
-              f"{r['query_ms_p95']:.1f} | {r['search_ms_median']:.2f} |")
-    meta = {"text_tower": tower.name, "dim": args.dim, "k": args.k, "queries": args.queries, "threads": args.threads,
-            "cpu": platform.processor() or platform.machine(), "torch": torch.__version__}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n", encoding="utf-8")
+        print(
+            f"| {r['size']:,} | {r['backend']} | {r['build_vectors_per_s']:,.0f} | {r['query_ms_median']:.1f} | "
+            f"{r['query_ms_p95']:.1f} | {r['search_ms_median']:.2f} |"
+        )
+    meta = {
+        "text_tower": tower.name,
+        "dim": args.dim,
+        "k": args.k,
+        "queries": args.queries,
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+    }
+    write_json(args.json, {"meta": meta, "rows": rows})
     print(f"wrote {args.json}")
 
 

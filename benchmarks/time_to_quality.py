@@ -21,6 +21,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from _common import write_json
+
 ROOT = Path(__file__).resolve().parent.parent
 METRIC = "val_text_to_image_R@1"
 
@@ -68,21 +70,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no {args.fast}-sN / {args.slow}-sN run pairs in {args.runs}: run benchmarks/quality_sw.py first")
         return 1
     f, s = args.fast, args.slow
-    print(f"| seed | {f} best val R@1 | s to best | {s} best val R@1 | s to best | {f} s to within 1 of {s} "
-          f"| peak RSS MB {f} / {s} |")
+    print(
+        f"| seed | {f} best val R@1 | s to best | {s} best val R@1 | s to best | {f} s to within 1 of {s} "
+        f"| peak RSS MB {f} / {s} |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for seed, r in rows.items():
         within = r["fast_seconds_to_within_1_of_slow"]
-        print(f"| {seed} | {r['fast_best_val']:.1f} | {r['fast_seconds_to_best']:.0f} | {r['slow_best_val']:.1f} "
-              f"| {r['slow_seconds_to_best']:.0f} | {'never' if within is None else f'{within:.0f}'} "
-              f"| {r['fast_peak_rss_mb']:,.0f} / {r['slow_peak_rss_mb']:,.0f} |")
+        print(
+            f"| {seed} | {r['fast_best_val']:.1f} | {r['fast_seconds_to_best']:.0f} | {r['slow_best_val']:.1f} "
+            f"| {r['slow_seconds_to_best']:.0f} | {'never' if within is None else f'{within:.0f}'} "
+            f"| {r['fast_peak_rss_mb']:,.0f} / {r['slow_peak_rss_mb']:,.0f} |"
+        )
     time_ratio = statistics.fmean(r["slow_seconds_to_best"] / r["fast_seconds_to_best"] for r in rows.values())
     memory_ratio = statistics.fmean(r["fast_peak_rss_mb"] / r["slow_peak_rss_mb"] for r in rows.values())
-    print(f"mean over seeds: {s} takes {time_ratio:.1f}x {f}'s time to its best; "
-          f"{f} peak RSS = {memory_ratio:.2f}x {s}'s")
+    print(
+        f"mean over seeds: {s} takes {time_ratio:.1f}x {f}'s time to its best; "
+        f"{f} peak RSS = {memory_ratio:.2f}x {s}'s"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {"time_ratio_slow_over_fast": time_ratio, "memory_ratio_fast_over_slow": memory_ratio}
-    args.out.write_text(json.dumps({"fast": f, "slow": s, "seeds": rows, "summary": summary}, indent=2) + "\n")
+    write_json(args.out, {"fast": f, "slow": s, "seeds": rows, "summary": summary})
     print(f"wrote {args.out}")
     return 0
 

@@ -40,7 +40,6 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -51,20 +50,28 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import timm
 import torch
+import transformers
 from torch import nn
+from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaModel
 
-from mlilt.config import Method, load_run_config
+from mlilt.config import load_run_config
 from mlilt.data.emoji_cldr import load_emoji_cldr
 from mlilt.data.prepare import CaptionTable, PreparedData, epoch_batches
-from mlilt.loss import ContrastiveLoss
 from mlilt.model import DualEncoder, assemble
-from mlilt.towers.text import TextTower, build_text_tower
-from mlilt.train import make_optimizer, training_step
+from mlilt.towers.offline_e5 import ensure_e5_small
+from mlilt.towers.registry import build_text_tower
+from mlilt.towers.text import TextTower
+from mlilt.training.loop import make_optimizer, training_step
+from mlilt.training.loss import ContrastiveLoss
+from mlilt.tuning.registry import method_names
+
+from _common import peak_rss_mib, pick_device, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-METHODS = [m.value for m in Method]
+METHODS = method_names("text")
 LANG = "sw"
 EXIT_OVER_MEMORY = 75  # a worker stopped by its memory watchdog
 MIB = 1024 * 1024
@@ -114,10 +121,6 @@ class CachedFeatures(nn.Module):
 
 def e5_tokenizer():
     """The offline e5's fast XLM-R tokenizer (the folder ``build_text_tower`` loads it from)."""
-    from transformers import AutoTokenizer
-
-    from mlilt.towers.offline_e5 import ensure_e5_small
-
     return AutoTokenizer.from_pretrained(str(ensure_e5_small()))
 
 
@@ -127,11 +130,9 @@ def build_text(towers: str, method: str, device: str) -> tuple[TextTower, object
     The random XLM-R-base is created on ``device`` (initialising 278M weights on a GPU takes no time).
     """
     model_cfg = load_run_config("default").model
-    model_cfg.text.method = Method(method)
+    model_cfg.text.method = method
     if towers == "offline":
         return build_text_tower(model_cfg.text), model_cfg
-    from transformers import XLMRobertaConfig, XLMRobertaModel
-
     text_cfg = model_cfg.text
     config = XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514)  # as benchmarks/parameter_table.py
     with torch.device(device):
@@ -149,8 +150,6 @@ def build_text(towers: str, method: str, device: str) -> tuple[TextTower, object
 
 def vision_parameters(towers: str) -> int:
     """Parameters of the (frozen, not loaded) vision tower, counted on the meta device."""
-    import timm
-
     with torch.device("meta"):
         model = timm.create_model(TOWER_SETS[towers].vision, pretrained=False, num_classes=0)
     return sum(p.numel() for p in model.parameters())
@@ -168,7 +167,7 @@ def prepare_data(model: DualEncoder, seed: int) -> PreparedData:
     picture_ids = sorted({r.image_id for r in records})
     row = {pid: i for i, pid in enumerate(picture_ids)}
     captions = [r.caption for r in records]
-    tokens = model.text.tokenize(captions, padding=False)["input_ids"]
+    tokens = model.text.token_ids(captions)
     table = CaptionTable(captions, torch.tensor([row[r.image_id] for r in records]), tokens)
     generator = torch.Generator().manual_seed(seed)
     if model.text_frozen:  # mlilt caches a frozen text tower's features once, before training
@@ -193,10 +192,6 @@ def batch_stream(lengths: list[int], batch_size: int, seed: int, longest_first: 
 
 
 # --- measuring
-
-
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def start_memory_watchdog(limit_gb: float) -> None:
@@ -335,8 +330,6 @@ def run_trial(trial: Trial, timeout: float | None = None) -> dict:
 
 
 def machine_info(device: str) -> dict:
-    import transformers
-
     info = {
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)),
@@ -362,23 +355,10 @@ def _cpu_model() -> str:
     return platform.processor()
 
 
-def resolve_device(choice: str) -> str:
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: CUDA is not available here")
-    return choice
-
-
 def markdown_table(headers: list[str], rows: list[list]) -> str:
     align = ["---" if i < 2 else "---:" for i in range(len(headers))]
     lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
     return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
-
-
-def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2) + "\n")
 
 
 def split_list(text: str, known: list[str]) -> list[str]:
@@ -479,7 +459,7 @@ def parse_args() -> argparse.Namespace:
 
 def resolve_device_args(args: argparse.Namespace) -> str:
     """The device the flags ask for, checked (CUDA present when asked for; bf16 only on CUDA)."""
-    device = resolve_device(args.device)
+    device = pick_device(args.device).type
     if args.bf16 and device != "cuda":
         raise SystemExit("--bf16 is for CUDA (mlilt trains in fp32 on CPU)")
     return device

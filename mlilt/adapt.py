@@ -2,25 +2,22 @@
 
 The run folder holds the adapter files of the best epoch, the resolved config, ``metrics.json``
 (test retrieval for the trained method and for the ``frozen`` reference: heads only, same data
-and budget), ``metrics.jsonl`` (per step) and ``summary.txt``.
+and budget), ``metrics.jsonl`` (per step) and ``summary.txt``. The data is loaded and checked before
+any model is built or any file is written.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import resource
 import sys
 import time
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
-from mlilt.adapter_files import load_adapter_into
 from mlilt.config import RunConfig
 from mlilt.constants import (
     CHECKPOINT_NAME,
@@ -30,31 +27,26 @@ from mlilt.constants import (
     RUN_CONFIG_NAME,
     SUMMARY_NAME,
 )
-from mlilt.data.files import load_caption_source
-from mlilt.data.prepare import PreparedData, prepare
+from mlilt.data.prepare import PreparedData
 from mlilt.data.records import CaptionRecord
+from mlilt.data.scarcity import limit_training
+from mlilt.data.sources import load_records
 from mlilt.data.validate import validate_records
-from mlilt.heads import copy_heads, frozen_features, heads_only, train_heads
-from mlilt.model import DualEncoder, assemble
-from mlilt.towers.text import build_text_tower
-from mlilt.towers.vision import build_vision_tower
-from mlilt.train import evaluate_table, train
+from mlilt.evaluation.retrieval import evaluate_table
+from mlilt.hub.adapter_files import load_adapter_into
+from mlilt.model import DualEncoder, assemble, prepare_data
+from mlilt.towers.registry import build_text_tower, build_vision_tower
+from mlilt.training.distributed import is_main, main_process_first
+from mlilt.training.heads import copy_heads, frozen_features, heads_only, train_heads
+from mlilt.training.loop import train
 
 
-def load_records(cfg: RunConfig) -> list[CaptionRecord]:
-    """The caption records a data config names (the built-in Emoji-CLDR, or a user's data)."""
-    langs = [cfg.data.lang, *[x for x in cfg.data.extra_langs if x != cfg.data.lang]]
-    if cfg.data.source == "emoji-cldr":
-        from mlilt.data.emoji_cldr import load_emoji_cldr
-
-        records = [r for lang in langs for r in load_emoji_cldr(lang)]
-    else:
-        records = load_caption_source(cfg.data.source, cfg.data.lang)
+def training_records(cfg: RunConfig) -> list[CaptionRecord]:
+    """The caption records a data config names: its source (and extra languages), extra sources, scarcity limits."""
+    records = load_records(cfg.data.source, cfg.data.lang, cfg.data.extra_langs)
     for extra in cfg.data.extra_sources:
-        records += load_caption_source(extra, cfg.data.lang)
+        records += load_records(extra, cfg.data.lang)
     if cfg.data.max_train_captions or cfg.data.max_train_images:
-        from mlilt.data.scarcity import limit_training
-
         records = limit_training(records, cfg.data.max_train_captions, cfg.data.max_train_images, cfg.train.seed)
     return records
 
@@ -65,82 +57,34 @@ def caption_sources(records: list[CaptionRecord]) -> dict[str, int]:
     return dict(counts.most_common())
 
 
-def resolve_out_dir(out: Path | None, cfg: RunConfig, resume: bool) -> Path:
-    """Default ``runs/<lang>-<method>``; a finished run is never overwritten, an interrupted one needs --resume."""
-    base = Path(out) if out else Path("runs") / f"{cfg.data.lang}-{cfg.model.text.method.value}"
-    if resume:
-        if not (base / CHECKPOINT_NAME).exists():
-            raise FileNotFoundError(f"--resume: no checkpoint in {base}")
-        return base
-    candidate, n = base, 1
-    while (candidate / CHECKPOINT_NAME).exists() or (candidate / METRICS_NAME).exists():
-        if not (candidate / METRICS_NAME).exists():
-            raise FileExistsError(
-                f"{candidate} holds an interrupted run: continue it with --resume "
-                f"(--out {candidate}), or choose another --out"
-            )
-        if out:
-            raise FileExistsError(f"{candidate} already holds a finished run; choose another --out")
-        n += 1
-        candidate = base.with_name(f"{base.name}-{n}")
-    return candidate
-
-
-def resumed_config(out_dir: Path, cfg: RunConfig, given: list[str]) -> RunConfig:
-    """The configuration an interrupted run was started with; flags given again must agree with it."""
-    path = out_dir / RUN_CONFIG_NAME
-    if not path.exists():
-        return cfg
-    saved = RunConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    old, new = saved.to_dict(), cfg.to_dict()
-
-    def value(tree: dict, dotted: str):
-        for key in dotted.split("."):
-            tree = tree[key]
-        return tree
-
-    conflicts = [
-        f"{k}: run has {value(old, k)!r}, flag says {value(new, k)!r}" for k in given if value(old, k) != value(new, k)
-    ]
-    if conflicts:
-        raise ValueError(
-            f"--resume: {out_dir} was started with other settings ({'; '.join(conflicts)}). "
-            "Resume with the same flags (or none), or start a new run with another --out."
-        )
-    return saved
-
-
 def run_adapt(
     cfg: RunConfig, out_dir: Path, resume: bool = False, reference: bool = True, progress: bool = True
 ) -> dict:
     """Train the configured method (and the frozen reference) and write the run folder; returns metrics."""
     started = time.perf_counter()
-    rank = _rank()
+    records, report = validate_records(training_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
+    _say(f"data: {report}")
+    sources = caption_sources(records)
+    _say(
+        "training captions: "
+        + ", ".join(f"{n:,} {s} ({100 * n / sum(sources.values()):.0f}%)" for s, n in sources.items())
+    )
     torch.manual_seed(cfg.train.seed)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
+    if is_main():
         cfg.save(out_dir / RUN_CONFIG_NAME)
-
-    records, report = validate_records(load_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
-    _say(rank, f"data: {report}")
-    sources = caption_sources(records)
-    _say(
-        rank,
-        "training captions: "
-        + ", ".join(f"{n:,} {s} ({100 * n / sum(sources.values()):.0f}%)" for s, n in sources.items()),
-    )
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     vision, text = build_vision_tower(cfg.model.vision).to(device), build_text_tower(cfg.model.text).to(device)
     model = assemble(vision, text, cfg.model, cfg.train.seed).to(device)
-    with _rank0_first():
-        data = prepare(records, model, eval_lang=cfg.data.lang, progress=progress and rank == 0)
-    _say(rank, "image feature cache: " + ", ".join(f"{v}: {s}" for v, s in data.cache_stats.items()))
+    with main_process_first():
+        data = prepare_data(records, model, eval_lang=cfg.data.lang, progress=progress and is_main())
+    _say("image feature cache: " + ", ".join(f"{v}: {s}" for v, s in data.cache_stats.items()))
     sizes = {name: len(table) for name, table in data.splits.items()}
-    _say(rank, f"pairs: {sizes}; pictures: {len(data.picture_ids)}")
+    _say(f"pairs: {sizes}; pictures: {len(data.picture_ids)}")
     params = model.parameter_report()
-    _say(rank, "trainable: " + "; ".join(f"{k} {v}" for k, v in params.items()))
+    _say("trainable: " + "; ".join(f"{k} {v}" for k, v in params.items()))
 
     info = {"lang": cfg.data.lang, "data": cfg.data.source, "recipe": cfg.recipe}
     heads_metrics = _heads_stages(cfg, model, data, records, out_dir, reference, resume, progress)
@@ -154,7 +98,7 @@ def run_adapt(
     test = evaluate_table(model, data, data.splits["test"])
     metrics = {
         "lang": cfg.data.lang,
-        "method": cfg.model.text.method.value,
+        "method": cfg.model.text.method,
         "test": test,
         "best_epoch": result.best_epoch + 1,
         "train_seconds": round(result.seconds, 1),
@@ -168,7 +112,7 @@ def run_adapt(
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     if torch.cuda.is_available():
         metrics["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    if rank == 0:
+    if is_main():
         (out_dir / METRICS_NAME).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         summary = summarise(metrics, out_dir)
         (out_dir / SUMMARY_NAME).write_text(summary + "\n", encoding="utf-8")
@@ -206,7 +150,7 @@ def _heads_stages(
     metrics = {}
     if reference:
         budget = epoch_budget(cfg)
-        _say(_rank(), f"frozen reference: heads only, {budget} epochs")
+        _say(f"frozen reference: heads only, {budget} epochs")
         ref = heads_only(model, seed)
         result = train_heads(ref, frozen_data, cfg.train, budget, out_dir / REFERENCE_DIR, progress, {"lang": lang})
         metrics["frozen_reference"] = {
@@ -216,7 +160,7 @@ def _heads_stages(
             "train_seconds": round(result.seconds, 1),
         }
     if warmup:
-        _say(_rank(), f"heads warm-up: heads only, {warmup} epochs, then {cfg.model.text.method.value}")
+        _say(f"heads warm-up: heads only, {warmup} epochs, then {cfg.model.text.method}")
         warm = heads_only(model, seed)
         warm_dir = out_dir / HEADS_WARMUP_DIR
         result = train_heads(warm, frozen_data, cfg.train, warmup, warm_dir, progress, {"lang": lang})
@@ -261,31 +205,6 @@ def _row(name: str, m: dict) -> str:
     )
 
 
-@contextmanager
-def _rank0_first():
-    """Rank 0 fills the caches first; the other processes then read them."""
-    distributed = dist.is_initialized() and dist.get_world_size() > 1
-    if distributed and dist.get_rank() != 0:
-        dist.barrier()
-    yield
-    if distributed and dist.get_rank() == 0:
-        dist.barrier()
-
-
-def _rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
-
-
-def _say(rank: int, message: str) -> None:
-    if rank == 0:
+def _say(message: str) -> None:
+    if is_main():
         print(message, file=sys.stderr)
-
-
-def init_distributed() -> bool:
-    """Join the process group that ``torchrun`` / ``accelerate launch`` set up (env vars); gloo on CPU."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return False
-    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return True

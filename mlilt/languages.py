@@ -6,15 +6,17 @@ languages, mBERT's Wikipedias, opus-mt and NLLB-200 availability, public evaluat
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
-LANGUAGES_DIR = Path(__file__).resolve().parent.parent / "languages"
+import yaml
+
+from mlilt.errors import ConfigError
+from mlilt.resources import languages_dir
+
 RESOURCE_LEVELS = ("low", "mid", "high", "unknown")
 EVAL_SETS = ("emoji-cldr", "xm3600", "multi30k", "xtd10")
 _CODE = re.compile(r"^[a-z]{2,3}(_[A-Z][a-z]{3})?$")  # CLDR: language, optional script (sw, yue, sr_Latn)
@@ -84,7 +86,7 @@ class Language:
         if unknown:
             problems.append(f"eval_sets {unknown} unknown; known: {list(EVAL_SETS)}")
         if problems:
-            raise ValueError(f"language {self.code!r}: " + "; ".join(problems))
+            raise ConfigError(f"language {self.code!r}: " + "; ".join(problems))
 
     def to_dict(self) -> dict:
         data = dataclasses.asdict(self)
@@ -93,36 +95,35 @@ class Language:
 
 
 def _read(path: Path) -> Language:
-    import yaml
-
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
+        raise ConfigError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
     known = {f.name for f in dataclasses.fields(Language)}
     if set(data) - known:
-        raise ValueError(f"{path}: unknown fields {sorted(set(data) - known)}; known: {sorted(known)}")
+        raise ConfigError(f"{path}: unknown fields {sorted(set(data) - known)}; known: {sorted(known)}")
     try:
         language = Language(**data)
     except TypeError as err:  # a required field is missing
-        raise ValueError(f"{path}: {err}") from err
+        raise ConfigError(f"{path}: {err}") from err
     if language.code != path.stem:
-        raise ValueError(f"{path}: code {language.code!r} must equal the file name {path.stem!r}")
+        raise ConfigError(f"{path}: code {language.code!r} must equal the file name {path.stem!r}")
     return language
 
 
-def list_languages(directory: Path = LANGUAGES_DIR) -> list[Language]:
-    """Every ``<directory>/*.yaml``, validated, sorted by code."""
-    return [_read(path) for path in sorted(Path(directory).glob("*.yaml"))]
+def list_languages(directory: Path | None = None) -> list[Language]:
+    """Every ``<directory>/*.yaml`` (default: the shipped ``languages/``), validated, sorted by code."""
+    return [_read(path) for path in sorted(Path(directory or languages_dir()).glob("*.yaml"))]
 
 
-def load_language(code: str, directory: Path = LANGUAGES_DIR) -> Language:
+def load_language(code: str, directory: Path | None = None) -> Language:
     """One language by CLDR code (``sw``, ``sr_Latn``; ``sr-Latn`` works too).
 
     Raises:
-        ValueError: No file for ``code``; the message lists close matches by code and by English name.
+        ConfigError: No file for ``code``; the message lists close matches by code and by English name.
     """
     code = code.replace("-", "_")
-    path = Path(directory) / f"{code}.yaml"
+    directory = Path(directory or languages_dir())
+    path = directory / f"{code}.yaml"
     if path.is_file():
         return _read(path)
     known = list_languages(directory)
@@ -131,52 +132,47 @@ def load_language(code: str, directory: Path = LANGUAGES_DIR) -> Language:
     close += [by_name[n] for n in difflib.get_close_matches(code.lower(), list(by_name), n=3, cutoff=0.7)]
     names = {lang.code: lang.name for lang in known}
     hints = ", ".join(f"{c} ({names[c]})" for c in dict.fromkeys(close)) or "none"
-    raise ValueError(
+    raise ConfigError(
         f"no language {code!r} in {directory} (codes are CLDR codes such as 'sw', 'yue', 'sr_Latn'). "
         f"Close matches: {hints}. {len(known)} languages are known (`mlilt languages` lists them). "
         "To add one, see the README's 'Adding a language' section."
     )
 
 
-def filter_languages(languages: list[Language], script: str | None = None, resource: str | None = None,
-                     xlmr: bool | None = None, min_names: int = 0) -> list[Language]:
+def filter_languages(
+    languages: list[Language],
+    script: str | None = None,
+    resource: str | None = None,
+    xlmr: bool | None = None,
+    min_names: int = 0,
+) -> list[Language]:
     """The languages that pass every given filter (``None`` = no filter)."""
-    return [lang for lang in languages
-            if (script is None or lang.script.lower() == script.lower())
-            and (resource is None or lang.resource_level == resource)
-            and (xlmr is None or lang.xlmr == xlmr)
-            and lang.emoji_cldr_names >= min_names]
+    return [
+        lang
+        for lang in languages
+        if (script is None or lang.script.lower() == script.lower())
+        and (resource is None or lang.resource_level == resource)
+        and (xlmr is None or lang.xlmr == xlmr)
+        and lang.emoji_cldr_names >= min_names
+    ]
 
 
 def format_table(languages: list[Language]) -> str:
     """A plain-text table, one line per language."""
     header = ("code", "name", "native", "script", "XLM-R", "mBERT", "resource", "names", "opus-mt")
-    rows = [header] + [(lang.code, lang.name, lang.native_name or "-", lang.script, "yes" if lang.xlmr else "no",
-                        "yes" if lang.mbert else "no", lang.resource_level, str(lang.emoji_cldr_names),
-                        (lang.opus_mt or "-").removeprefix("Helsinki-NLP/")) for lang in languages]
+    rows = [header] + [
+        (
+            lang.code,
+            lang.name,
+            lang.native_name or "-",
+            lang.script,
+            "yes" if lang.xlmr else "no",
+            "yes" if lang.mbert else "no",
+            lang.resource_level,
+            str(lang.emoji_cldr_names),
+            (lang.opus_mt or "-").removeprefix("Helsinki-NLP/"),
+        )
+        for lang in languages
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``mlilt languages`` to the command line."""
-    p = subparsers.add_parser("languages", help="list the languages mlilt knows (languages/*.yaml)",
-                              description="List the languages in languages/*.yaml with their encoders' coverage, "
-                              "resource level, Emoji-CLDR caption count and translation model.")
-    p.add_argument("--script", help="only this ISO 15924 script, e.g. Latn, Ethi, Arab")
-    p.add_argument("--resource", choices=RESOURCE_LEVELS, help="only this resource level")
-    p.add_argument("--xlmr", action=argparse.BooleanOptionalAction, default=None,
-                   help="only languages in (--xlmr) or not in (--no-xlmr) XLM-R's pretraining data")
-    p.add_argument("--min-names", type=int, default=0, metavar="N", help="only languages with >= N Emoji-CLDR names")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=_cmd_languages)
-
-
-def _cmd_languages(args: argparse.Namespace) -> int:
-    chosen = filter_languages(list_languages(), args.script, args.resource, args.xlmr, args.min_names)
-    if args.json:
-        print(json.dumps([lang.to_dict() for lang in chosen], ensure_ascii=False, indent=1))
-    else:
-        print(format_table(chosen))
-        print(f"{len(chosen)} language(s)")
-    return 0

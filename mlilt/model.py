@@ -10,10 +10,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from mlilt.config import Method, ModelConfig
-from mlilt.towers.text import TextTower, build_text_tower
-from mlilt.towers.vision import VisionTower, build_vision_tower
-from mlilt.tuning import ParameterCount, apply_method, count_parameters
+from mlilt.config import ModelConfig
+from mlilt.data.prepare import PreparedData, prepare
+from mlilt.data.records import SPLITS, CaptionRecord
+from mlilt.features import image_features
+from mlilt.towers.registry import build_text_tower, build_vision_tower
+from mlilt.towers.text import TextTower
+from mlilt.towers.vision import VisionTower
+from mlilt.tuning.parameters import ParameterCount, count_parameters
+from mlilt.tuning.registry import FROZEN, apply_method
 
 
 class DualEncoder(nn.Module):
@@ -39,11 +44,11 @@ class DualEncoder(nn.Module):
 
     @property
     def vision_frozen(self) -> bool:
-        return self.config.vision.method == Method.FROZEN
+        return self.config.vision.method == FROZEN
 
     @property
     def text_frozen(self) -> bool:
-        return self.config.text.method == Method.FROZEN
+        return self.config.text.method == FROZEN
 
     # --- from tower features (what training uses when a tower is frozen and its features are cached)
     def embed_image_features(self, features: torch.Tensor) -> torch.Tensor:
@@ -94,6 +99,11 @@ class DualEncoder(nn.Module):
         return report
 
 
+def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Every trainable tensor by its state-dict name (adapters, LayerNorms, heads, temperature...)."""
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
 def build_model(config: ModelConfig, seed: int = 0) -> DualEncoder:
     """Load both towers, then :func:`assemble` them."""
     return assemble(build_vision_tower(config.vision), build_text_tower(config.text), config, seed)
@@ -107,3 +117,30 @@ def assemble(vision: VisionTower, text: TextTower, config: ModelConfig, seed: in
         apply_method(text, config.text)
         model = DualEncoder(vision, text, config)
     return model
+
+
+def prepare_data(
+    records: list[CaptionRecord],
+    model: DualEncoder,
+    eval_lang: str | None = None,
+    progress: bool = True,
+    splits: tuple[str, ...] = SPLITS,
+) -> PreparedData:
+    """:func:`mlilt.data.prepare.prepare` with ``model``'s towers: its tokenizer, and the features of whichever
+    tower is frozen (pictures through the on-disk feature cache, captions once in memory)."""
+
+    def pictures(paths: list[str], view: str):
+        return image_features(model.vision, paths, view, progress=progress)
+
+    def texts(tokens: list[list[int]], split: str) -> torch.Tensor:
+        return model.text.features(tokens, progress=progress, desc=f"text features ({split})")
+
+    return prepare(
+        records,
+        model.text.token_ids,
+        picture_features=pictures if model.vision_frozen else None,
+        views=model.config.image_views,
+        text_features=texts if model.text_frozen else None,
+        eval_lang=eval_lang,
+        splits=splits,
+    )

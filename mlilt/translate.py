@@ -9,14 +9,23 @@ chrF (Popović 2015, via sacrebleu); captions below ``--min-chrf`` are flagged.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
 import sqlite3
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
+from sacrebleu.metrics import CHRF
+from tqdm.auto import tqdm
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from mlilt.cache import cache_dir
+from mlilt.data.sources import load_records
+from mlilt.errors import ConfigError, DataError, NotFoundError
+from mlilt.languages import load_language
 
 NLLB_DEFAULT = "facebook/nllb-200-distilled-600M"
 
@@ -30,28 +39,32 @@ class TranslationCache:
 
     def __init__(self, path: Path | None = None):
         if path is None:
-            from mlilt.cache import cache_dir
-
             path = cache_dir("translations") / "translations.sqlite"
         self.path = Path(path)
         self._db = sqlite3.connect(self.path)
-        self._db.execute("CREATE TABLE IF NOT EXISTS translations (model TEXT, pair TEXT, text TEXT, "
-                         "translation TEXT, PRIMARY KEY (model, pair, text))")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS translations (model TEXT, pair TEXT, text TEXT, "
+            "translation TEXT, PRIMARY KEY (model, pair, text))"
+        )
         self._db.commit()
 
     def get(self, model: str, pair: str, texts: list[str]) -> dict[str, str]:
         found = {}
         for start in range(0, len(texts), 500):
-            chunk = texts[start:start + 500]
+            chunk = texts[start : start + 500]
             rows = self._db.execute(
                 f"SELECT text, translation FROM translations WHERE model = ? AND pair = ? AND text IN "
-                f"({','.join('?' * len(chunk))})", [model, pair, *chunk])
+                f"({','.join('?' * len(chunk))})",
+                [model, pair, *chunk],
+            )
             found.update(rows.fetchall())
         return found
 
     def put(self, model: str, pair: str, translations: dict[str, str]) -> None:
-        self._db.executemany("INSERT OR REPLACE INTO translations VALUES (?, ?, ?, ?)",
-                             [(model, pair, text, out) for text, out in translations.items()])
+        self._db.executemany(
+            "INSERT OR REPLACE INTO translations VALUES (?, ?, ?, ?)",
+            [(model, pair, text, out) for text, out in translations.items()],
+        )
         self._db.commit()
 
     def close(self) -> None:
@@ -69,17 +82,20 @@ class Translator:
         num_beams: Beam size.
     """
 
-    def __init__(self, model_id: str, source: str | None = None, target: str | None = None,
-                 max_new_tokens: int = 128, num_beams: int = 4):
-        import torch
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-
+    def __init__(
+        self,
+        model_id: str,
+        source: str | None = None,
+        target: str | None = None,
+        max_new_tokens: int = 128,
+        num_beams: int = 4,
+    ):
         self.model_id, self.max_new_tokens, self.num_beams = model_id, max_new_tokens, num_beams
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model_id)
             self.model = AutoModelForSeq2SeqLM.from_pretrained(model_id).eval()
         except (OSError, ValueError) as err:
-            raise FileNotFoundError(
+            raise NotFoundError(
                 f"could not load translation model {model_id!r} ({type(err).__name__}: {str(err)[:300]}). "
                 "If you are offline, download it where you have a network (e.g. `hf download "
                 f"{model_id} --local-dir DIR`, or from_pretrained(...).save_pretrained(DIR) for model and tokenizer) "
@@ -91,13 +107,11 @@ class Translator:
         self.forced_bos = None
         if self.is_nllb:
             if not source or not target:
-                raise ValueError(f"{model_id} is an NLLB model: it needs FLORES-200 source and target codes")
+                raise ConfigError(f"{model_id} is an NLLB model: it needs FLORES-200 source and target codes")
             self.tokenizer.src_lang = source
             self.forced_bos = self.tokenizer.convert_tokens_to_ids(target)
 
     def __call__(self, texts: list[str]) -> list[str]:
-        import torch
-
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True).to(self.device)
         extra = {"forced_bos_token_id": self.forced_bos} if self.forced_bos is not None else {}
         with torch.inference_mode():
@@ -114,8 +128,15 @@ def model_key(model_id: str) -> str:
     return f"{path.resolve()}@{hashlib.sha256(repr(files).encode()).hexdigest()[:16]}"
 
 
-def translate_texts(texts: list[str], translator_factory, key: str, pair: str, cache: TranslationCache,
-                    batch_size: int = 16, progress: bool = True) -> tuple[dict[str, str], int]:
+def translate_texts(
+    texts: list[str],
+    translator_factory,
+    key: str,
+    pair: str,
+    cache: TranslationCache,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> tuple[dict[str, str], int]:
     """Translations of the distinct ``texts``: cached ones read, the others translated in batches and cached.
 
     Args:
@@ -130,8 +151,6 @@ def translate_texts(texts: list[str], translator_factory, key: str, pair: str, c
     Returns:
         Source text -> translation, and how many texts came from the cache.
     """
-    from tqdm import tqdm
-
     unique = list(dict.fromkeys(texts))
     done = cache.get(key, pair, unique)
     hits = len(done)
@@ -140,7 +159,7 @@ def translate_texts(texts: list[str], translator_factory, key: str, pair: str, c
         translate = translator_factory()
         with tqdm(total=len(todo), desc=f"Translating {pair}", unit="caption", disable=not progress) as bar:
             for start in range(0, len(todo), batch_size):
-                chunk = todo[start:start + batch_size]
+                chunk = todo[start : start + batch_size]
                 batch = dict(zip(chunk, translate(chunk)))
                 cache.put(key, pair, batch)
                 done.update(batch)
@@ -163,30 +182,38 @@ class TranslationSummary:
 
 def default_model(lang: str) -> str:
     """The language's opus-mt model from ``languages/``, else NLLB-200 (distilled 600M)."""
-    from mlilt.languages import load_language
-
     language = load_language(lang)
     if language.opus_mt:
         return language.opus_mt
     if language.nllb:
         return NLLB_DEFAULT
-    raise ValueError(f"languages/{language.code}.yaml names no opus-mt model and no NLLB code: pass --model "
-                     "(a local folder or a Hub id of a model that translates into this language)")
+    raise ConfigError(
+        f"languages/{language.code}.yaml names no opus-mt model and no NLLB code: pass --model "
+        "(a local folder or a Hub id of a model that translates into this language)"
+    )
 
 
 def _nllb_code(lang: str) -> str | None:
-    from mlilt.languages import load_language
-
     try:
         return load_language(lang).nllb
-    except ValueError:
+    except ConfigError:
         return None
 
 
-def translate_file(data: str, lang: str, out: Path, model: str | None = None, source_lang: str = "en",
-                   reverse_model: str | None = None, min_chrf: float = 30.0, batch_size: int = 16,
-                   max_new_tokens: int = 128, num_beams: int = 4, cache_path: Path | None = None,
-                   progress: bool = True) -> TranslationSummary:
+def translate_file(
+    data: str,
+    lang: str,
+    out: Path,
+    model: str | None = None,
+    source_lang: str = "en",
+    reverse_model: str | None = None,
+    min_chrf: float = 30.0,
+    batch_size: int = 16,
+    max_new_tokens: int = 128,
+    num_beams: int = 4,
+    cache_path: Path | None = None,
+    progress: bool = True,
+) -> TranslationSummary:
     """Translate the ``source_lang`` captions of a caption source into ``lang`` and write a caption file.
 
     Image paths are written absolute (``load_caption_source`` has already resolved them against the input file).
@@ -194,37 +221,50 @@ def translate_file(data: str, lang: str, out: Path, model: str | None = None, so
     Returns:
         A summary: counts, cache hits, flagged captions and mean round-trip chrF (with ``reverse_model``).
     """
-    from mlilt.data.files import load_caption_source
-
     model = model or default_model(lang)
-    records = [r for r in load_caption_source(data) if r.lang in (None, source_lang)]
+    records = [r for r in load_records(data, None) if r.lang in (None, source_lang)]
     if not records:
-        raise ValueError(f"{data} has no captions in {source_lang!r} (records need lang: {source_lang} or no lang)")
+        raise DataError(f"{data} has no captions in {source_lang!r} (records need lang: {source_lang} or no lang)")
     src_code, tgt_code = _nllb_code(source_lang) or "eng_Latn", _nllb_code(lang)
     cache = TranslationCache(cache_path)
     try:
         key = model_key(model)
         forward, hits = translate_texts(
             [r.caption for r in records],
-            lambda: Translator(model, src_code, tgt_code, max_new_tokens, num_beams), key,
-            f"{source_lang}->{lang}", cache, batch_size, progress)
+            lambda: Translator(model, src_code, tgt_code, max_new_tokens, num_beams),
+            key,
+            f"{source_lang}->{lang}",
+            cache,
+            batch_size,
+            progress,
+        )
         chrf = {}
         if reverse_model:
-            from sacrebleu.metrics import CHRF
-
             back, _ = translate_texts(
                 list(forward.values()),
                 lambda: Translator(reverse_model, tgt_code, src_code, max_new_tokens, num_beams),
-                model_key(reverse_model), f"{lang}->{source_lang}", cache, batch_size, progress)
+                model_key(reverse_model),
+                f"{lang}->{source_lang}",
+                cache,
+                batch_size,
+                progress,
+            )
             metric = CHRF()
             chrf = {src: round(metric.sentence_score(back[tgt], [src]).score, 2) for src, tgt in forward.items()}
     finally:
         cache.close()
     lines = []
     for r in records:
-        row = {"image": r.image, "caption": forward[r.caption], "lang": lang, "image_id": r.image_id,
-               "split": r.split, "source": f"machine-translated:{model}", "primary": r.primary,
-               "source_caption": r.caption}
+        row = {
+            "image": r.image,
+            "caption": forward[r.caption],
+            "lang": lang,
+            "image_id": r.image_id,
+            "split": r.split,
+            "source": f"machine-translated:{model}",
+            "primary": r.primary,
+            "source_caption": r.caption,
+        }
         if reverse_model:
             row |= {"roundtrip_chrf": chrf[r.caption], "flagged": chrf[r.caption] < min_chrf}
         lines.append(json.dumps(row, ensure_ascii=False) + "\n")
@@ -237,42 +277,3 @@ def translate_file(data: str, lang: str, out: Path, model: str | None = None, so
     flagged = sum(chrf[r.caption] < min_chrf for r in records) if reverse_model else None
     mean = round(sum(chrf.values()) / len(chrf), 2) if chrf else None
     return TranslationSummary(len(records), len(forward), hits, len(forward) - hits, flagged, mean, str(out))
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``mlilt translate`` to the command line."""
-    p = subparsers.add_parser(
-        "translate", help="machine-translate English captions into a language (cached, resumable)",
-        description="Translate the captions of a caption file into --lang and write a caption file that "
-        "`mlilt adapt --data` reads. Default model: the language's opus-mt model from languages/, else NLLB-200.",
-    )
-    p.add_argument("--lang", required=True, help="target language (CLDR code, e.g. sw, yo, am)")
-    p.add_argument("--data", required=True, help="caption file (JSONL/CSV), folder or datasets name")
-    p.add_argument("--model", help="translation model: Hub id or local folder (e.g. Helsinki-NLP/opus-mt-en-sw, "
-                   f"{NLLB_DEFAULT})")
-    p.add_argument("--source-lang", default="en", help="language of the captions to translate (default en)")
-    p.add_argument("--reverse-model", help="model translating back, for round-trip chrF quality scores")
-    p.add_argument("--min-chrf", type=float, default=30.0, help="flag captions whose round-trip chrF is below this")
-    p.add_argument("--out", type=Path, help="output caption file (default <data stem>.<lang>.jsonl beside --data)")
-    p.add_argument("--batch-size", type=int, default=16, help="captions per model call")
-    p.add_argument("--max-new-tokens", type=int, default=128, help="longest translation in tokens")
-    p.add_argument("--beams", type=int, default=4, help="beam size")
-    p.add_argument("--cache", type=Path, help="translation cache file (default: the mlilt cache)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_translate)
-
-
-def _cmd_translate(args: argparse.Namespace) -> int:
-    data = Path(args.data)
-    default = data.with_name(f"{data.stem}.{args.lang}.jsonl") if data.suffix else data / f"captions.{args.lang}.jsonl"
-    out = args.out or default
-    summary = translate_file(args.data, args.lang, out, args.model, args.source_lang, args.reverse_model,
-                             args.min_chrf, args.batch_size, args.max_new_tokens, args.beams, args.cache,
-                             progress=not args.quiet)
-    print(json.dumps(asdict(summary), indent=1))
-    print(f"{summary.records} captions -> {summary.out} ({summary.cache_hits} of {summary.distinct_captions} distinct "
-          f"from the cache, {summary.translated} translated)")
-    if summary.flagged is not None:
-        print(f"round-trip chrF: mean {summary.mean_chrf}; {summary.flagged} caption(s) below {args.min_chrf} "
-              "flagged (flagged: true in the file)")
-    return 0

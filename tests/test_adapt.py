@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from mlilt.cli import main
+from mlilt.cli.main import main
+from mlilt.config import load_run_config
 from mlilt.constants import (
     ADAPTER_WEIGHTS_NAME,
     CHECKPOINT_NAME,
@@ -26,47 +26,17 @@ from mlilt.constants import (
     STEP_METRICS_NAME,
     SUMMARY_NAME,
 )
+from mlilt.run_folder import resumed_config
+
+from helpers import adapt_args, tiny_recipe, tiny_text_model, tiny_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _args(assets, data, out, *extra) -> list[str]:
-    return [
-        "adapt",
-        "--lang",
-        "en",
-        "--data",
-        str(data),
-        "--text",
-        assets["text"],
-        "--vision",
-        assets["vision"],
-        "--vision-weights",
-        assets["vision_weights"],
-        "--batch-size",
-        "8",
-        "--out",
-        str(out),
-        "--quiet",
-        *extra,
-    ]
-
-
-def _recipe(tmp_path, **train) -> Path:
-    recipe = yaml.safe_load((ROOT / "configs" / "default.yaml").read_text())
-    recipe["model"]["embed_dim"] = 16
-    recipe["model"]["image_views"] = ["plain"]
-    recipe["data"].pop("extra_langs", None)
-    recipe["train"].update(train)
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    return path
-
-
 def test_tiny_run_writes_a_complete_run_folder(tiny_assets, shapes_dataset, tmp_path, capsys):
     out = tmp_path / "run"
-    recipe = str(_recipe(tmp_path, head_warmup_epochs=3))
-    assert main(_args(tiny_assets, shapes_dataset, out, "--epochs", "2", "--config", recipe)) == 0
+    recipe = str(tiny_recipe(tmp_path, head_warmup_epochs=3))
+    assert main(adapt_args(tiny_assets, shapes_dataset, out, "--epochs", "2", "--config", recipe)) == 0
     for name in (ADAPTER_WEIGHTS_NAME, RUN_CONFIG_NAME, METRICS_NAME, STEP_METRICS_NAME, SUMMARY_NAME):
         assert (out / name).exists(), name
     metrics = json.loads((out / METRICS_NAME).read_text())
@@ -105,14 +75,14 @@ def test_bad_records_are_counted_reported_and_stop_the_run(tiny_assets, shapes_d
     ]
     data = tmp_path / "captions.jsonl"
     data.write_text("".join(json.dumps(x) + "\n" for x in lines + bad))
-    recipe = str(_recipe(tmp_path))
-    assert main(_args(tiny_assets, data, tmp_path / "run1", "--epochs", "1", "--config", recipe)) == 2
+    recipe = str(tiny_recipe(tmp_path))
+    assert main(adapt_args(tiny_assets, data, tmp_path / "run1", "--epochs", "1", "--config", recipe)) == 2
     err = capsys.readouterr().err
     for kind in ("missing_image", "unreadable_image", "empty_caption", "overlong_caption", "duplicate_pair"):
         assert kind in err
     assert "--max-bad-fraction" in err
     out = tmp_path / "run2"
-    args = _args(
+    args = adapt_args(
         tiny_assets, data, out, "--epochs", "1", "--config", recipe, "--max-bad-fraction", "0.2", "--no-reference"
     )
     assert main(args) == 0
@@ -148,13 +118,13 @@ def _checkpoint_step(path: Path) -> int:
 
 def test_resume_after_sigkill_ends_where_an_uninterrupted_run_ends(tiny_assets, shapes_dataset, tmp_path):
     env = {**os.environ, "MLILT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    recipe = str(_recipe(tmp_path, checkpoint_every=3))
+    recipe = str(tiny_recipe(tmp_path, checkpoint_every=3))
     common = ["--epochs", "12", "--config", recipe, "--no-reference"]
-    straight = _run_cli(_args(tiny_assets, shapes_dataset, tmp_path / "straight", *common), env)
+    straight = _run_cli(adapt_args(tiny_assets, shapes_dataset, tmp_path / "straight", *common), env)
     assert straight.wait(timeout=300) == 0, straight.stderr.read()
 
     killed_out = tmp_path / "killed"
-    victim = _run_cli(_args(tiny_assets, shapes_dataset, killed_out, *common), env)
+    victim = _run_cli(adapt_args(tiny_assets, shapes_dataset, killed_out, *common), env)
     deadline = time.time() + 240
     while _checkpoint_step(killed_out / CHECKPOINT_NAME) < 9 and time.time() < deadline:
         time.sleep(0.01)
@@ -163,7 +133,7 @@ def test_resume_after_sigkill_ends_where_an_uninterrupted_run_ends(tiny_assets, 
     assert victim.returncode == -signal.SIGKILL
     assert not (killed_out / METRICS_NAME).exists(), "the run finished before it could be killed"
 
-    resumed = _run_cli(_args(tiny_assets, shapes_dataset, killed_out, *common, "--resume"), env)
+    resumed = _run_cli(adapt_args(tiny_assets, shapes_dataset, killed_out, *common, "--resume"), env)
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     a, b = (
         load_file(str(tmp_path / "straight" / ADAPTER_WEIGHTS_NAME)),
@@ -178,8 +148,6 @@ def test_resume_after_sigkill_ends_where_an_uninterrupted_run_ends(tiny_assets, 
 @pytest.fixture(scope="module")
 def dropout_free_text(tmp_path_factory):
     """A tiny text tower without dropout, so 1 and 2 processes compute the same thing."""
-    from conftest import tiny_text_model, tiny_tokenizer
-
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-nodrop")
     tokenizer = tiny_tokenizer()
@@ -194,8 +162,8 @@ def test_two_processes_match_one(tiny_assets, shapes_dataset, tmp_path, dropout_
     """torchrun with gloo on CPU: each process takes half of every batch; gathered negatives make it equal."""
     assets = {**tiny_assets, "text": dropout_free_text}
     env = {**os.environ, "MLILT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    common = ["--epochs", "3", "--config", str(_recipe(tmp_path)), "--no-reference"]
-    single = _run_cli(_args(assets, shapes_dataset, tmp_path / "one", *common), env)
+    common = ["--epochs", "3", "--config", str(tiny_recipe(tmp_path)), "--no-reference"]
+    single = _run_cli(adapt_args(assets, shapes_dataset, tmp_path / "one", *common), env)
     assert single.wait(timeout=300) == 0, single.stderr.read()
     torchrun = [
         sys.executable,
@@ -208,7 +176,7 @@ def test_two_processes_match_one(tiny_assets, shapes_dataset, tmp_path, dropout_
         "mlilt.cli",
     ]
     double = subprocess.run(
-        [*torchrun, *_args(assets, shapes_dataset, tmp_path / "two", *common)],
+        [*torchrun, *adapt_args(assets, shapes_dataset, tmp_path / "two", *common)],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -241,14 +209,14 @@ def test_human_and_translated_captions_mix_with_their_share_reported(tiny_assets
     extra = tmp_path / "translated.jsonl"
     extra.write_text("".join(json.dumps(x) + "\n" for x in translated))
     out = tmp_path / "run"
-    args = _args(
+    args = adapt_args(
         tiny_assets,
         shapes_dataset,
         out,
         "--epochs",
         "1",
         "--config",
-        str(_recipe(tmp_path)),
+        str(tiny_recipe(tmp_path)),
         "--extra-data",
         str(extra),
         "--no-reference",
@@ -261,12 +229,11 @@ def test_human_and_translated_captions_mix_with_their_share_reported(tiny_assets
 
 
 def test_resume_uses_the_runs_own_settings_and_refuses_contradicting_flags(tiny_assets, shapes_dataset, tmp_path):
-    from mlilt.adapt import resumed_config
-    from mlilt.config import load_run_config
-
     out = tmp_path / "run"
-    recipe = str(_recipe(tmp_path))
-    assert main(_args(tiny_assets, shapes_dataset, out, "--epochs", "2", "--config", recipe, "--no-reference")) == 0
+    recipe = str(tiny_recipe(tmp_path))
+    assert (
+        main(adapt_args(tiny_assets, shapes_dataset, out, "--epochs", "2", "--config", recipe, "--no-reference")) == 0
+    )
     plain = load_run_config("default", {"data.lang": "en"})  # what a bare `--resume` would build
     saved = resumed_config(out, plain, ["data.lang"])
     assert saved.train.epochs == 2 and saved.model.embed_dim == 16 and saved.data.source == str(shapes_dataset)

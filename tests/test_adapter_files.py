@@ -6,39 +6,21 @@ import json
 
 import pytest
 import torch
-from conftest import draw_picture
 
-from mlilt.adapter_files import AdapterMismatchError, load, load_adapter_into, save_adapter
-from mlilt.config import Method, ModelConfig, TowerConfig
 from mlilt.constants import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
+from mlilt.errors import AdapterMismatchError
+from mlilt.hub.adapter_files import load_adapter_into, save_adapter
+from mlilt.hub.loading import load
 from mlilt.model import build_model
 
-
-def _config(assets, method="adapters", reduction_factor=4, vision_method="frozen") -> ModelConfig:
-    return ModelConfig(
-        text=TowerConfig(assets["text"], Method(method), reduction_factor=reduction_factor),
-        vision=TowerConfig(assets["vision"], Method(vision_method), weights=assets["vision_weights"]),
-        embed_dim=16,
-    )
-
-
-def _trained_model(assets, **kw):
-    model = build_model(_config(assets, **kw), seed=1)
-    with torch.no_grad():  # stand-in for training: move every trainable tensor away from its start
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.05)
-    return model.eval()
-
-
-TEXTS = ["red circle", "mbwa", "ይህ ሙከራ ነው", "a picture of blue bar"]
+from helpers import TEXTS, draw_picture, tiny_model_config, trained_model
 
 
 @pytest.mark.parametrize(
     "method,vision_method", [("adapters", "frozen"), ("lora", "adapters"), ("bitfit", "layernorm")]
 )
 def test_save_reload_gives_identical_embeddings(tiny_assets, tmp_path, method, vision_method):
-    model = _trained_model(tiny_assets, method=method, vision_method=vision_method)
+    model = trained_model(tiny_assets, method=method, vision_method=vision_method)
     images = [draw_picture("red", "circle"), draw_picture("blue", "bar")]
     save_adapter(model, tmp_path, {"lang": "en"})
     assert sorted(p.name for p in tmp_path.iterdir()) == [ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME]
@@ -54,7 +36,7 @@ def test_save_reload_gives_identical_embeddings(tiny_assets, tmp_path, method, v
 def test_only_trained_tensors_are_saved(tiny_assets, tmp_path):
     from safetensors.torch import load_file
 
-    model = _trained_model(tiny_assets)
+    model = trained_model(tiny_assets)
     save_adapter(model, tmp_path)
     saved = load_file(str(tmp_path / ADAPTER_WEIGHTS_NAME))
     assert set(saved) == {n for n, p in model.named_parameters() if p.requires_grad}
@@ -62,11 +44,11 @@ def test_only_trained_tensors_are_saved(tiny_assets, tmp_path):
 
 
 def test_refuses_a_different_base_or_shape(tiny_assets, tmp_path):
-    save_adapter(_trained_model(tiny_assets, reduction_factor=4), tmp_path)
-    other_shape = build_model(_config(tiny_assets, reduction_factor=2))
+    save_adapter(trained_model(tiny_assets, reduction_factor=4), tmp_path)
+    other_shape = build_model(tiny_model_config(tiny_assets, reduction_factor=2))
     with pytest.raises(AdapterMismatchError, match="shape"):
         load_adapter_into(other_shape, tmp_path)
-    other_method = build_model(_config(tiny_assets, method="layernorm"))
+    other_method = build_model(tiny_model_config(tiny_assets, method="layernorm"))
     with pytest.raises(AdapterMismatchError, match="method"):
         load_adapter_into(other_method, tmp_path)
     config = json.loads((tmp_path / ADAPTER_CONFIG_NAME).read_text())
@@ -78,7 +60,7 @@ def test_refuses_a_different_base_or_shape(tiny_assets, tmp_path):
 
 
 def test_refuses_malformed_missing_or_pickled(tiny_assets, tmp_path):
-    save_adapter(_trained_model(tiny_assets), tmp_path)
+    save_adapter(trained_model(tiny_assets), tmp_path)
     (tmp_path / ADAPTER_CONFIG_NAME).write_text("{not json")
     with pytest.raises(AdapterMismatchError, match="malformed"):
         load(tmp_path)

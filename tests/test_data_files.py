@@ -6,10 +6,11 @@ import csv
 import json
 
 import pytest
-from conftest import draw_picture
 
-from mlilt.data.files import load_caption_source
 from mlilt.data.records import split_of
+from mlilt.data.sources import load_records
+
+from helpers import draw_picture
 
 
 def _pictures(folder):
@@ -23,7 +24,7 @@ def test_jsonl_relative_paths_ids_and_splits(tmp_path):
     lines = [{"image": img, "caption": cap} for img, cap in rows]
     lines[2]["split"] = "test"
     (tmp_path / "c.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
-    records = load_caption_source(str(tmp_path / "c.jsonl"), lang="sw")
+    records = load_records(str(tmp_path / "c.jsonl"), lang="sw")
     assert [r.caption for r in records] == ["nyekundu", "duara", "bluu"]
     assert records[0].image == str(tmp_path / "red.png") and records[0].image_id == "red.png"
     assert records[0].split == records[1].split == split_of("red.png")  # by picture, never by caption
@@ -36,20 +37,20 @@ def test_csv_and_folder(tmp_path):
         writer = csv.DictWriter(handle, fieldnames=["image", "caption", "lang"])
         writer.writeheader()
         writer.writerows({"image": img, "caption": cap, "lang": "sw"} for img, cap in rows)
-    from_file = load_caption_source(str(tmp_path / "captions.csv"))
-    from_folder = load_caption_source(str(tmp_path))
+    from_file = load_records(str(tmp_path / "captions.csv"))
+    from_folder = load_records(str(tmp_path))
     assert from_file == from_folder and len(from_file) == 3 and from_file[0].lang == "sw"
 
 
 def test_malformed_files_say_where(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"image": "a.png", "caption": "x"}\n{oops\n')
     with pytest.raises(ValueError, match="line 2"):
-        load_caption_source(str(tmp_path / "bad.jsonl"))
+        load_records(str(tmp_path / "bad.jsonl"))
     (tmp_path / "nocap.jsonl").write_text('{"image": "a.png"}\n')
     with pytest.raises(ValueError, match="'caption'"):
-        load_caption_source(str(tmp_path / "nocap.jsonl"))
+        load_records(str(tmp_path / "nocap.jsonl"))
     with pytest.raises(FileNotFoundError):
-        load_caption_source(str(tmp_path / "absent.jsonl"))
+        load_records(str(tmp_path / "absent.jsonl"))
 
 
 def test_a_saved_datasets_dataset(tmp_path, monkeypatch):
@@ -65,7 +66,7 @@ def test_a_saved_datasets_dataset(tmp_path, monkeypatch):
     )
     path = tmp_path / "ds"
     ds.save_to_disk(str(path))
-    records = load_caption_source(str(path), lang="sw", image_column="image", caption_column="caption")
+    records = load_records(str(path), lang="sw")
     assert [r.caption for r in records] == ["nyekundu", "duara", "bluu"]
     assert records[0].image_id == records[1].image_id != records[2].image_id
     assert all(r.image.endswith(".png") for r in records)
@@ -74,4 +75,4 @@ def test_a_saved_datasets_dataset(tmp_path, monkeypatch):
 def test_an_unreachable_hub_dataset_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="save_to_disk"):
-        load_caption_source("someone/no-such-captions", lang="sw")
+        load_records("someone/no-such-captions", lang="sw")

@@ -11,32 +11,38 @@ import socket
 from pathlib import Path
 
 import pytest
-import torch
-from conftest import draw_picture
 
-from mlilt.adapter_files import save_adapter
-from mlilt.config import Method, ModelConfig, TowerConfig
-from mlilt.demo import NO_BASE, LanguagePicker, build_demo, check_upload, folder_gallery, launch, load_language
-from mlilt.model import build_model
+from mlilt.demo.gallery import folder_gallery
+from mlilt.demo.routing import LanguagePicker
+from mlilt.demo.search import load_language
+from mlilt.demo.ui import NO_BASE, build_demo, launch
+from mlilt.demo.uploads import check_upload
+from mlilt.hub.adapter_files import save_adapter
+
+from helpers import draw_picture, trained_model
 
 CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-         "--no-first-run", "--disable-sync"]
-PICTURES = [("red", "circle"), ("green", "square"), ("blue", "triangle"), ("yellow", "bar"), ("black", "circle"),
-            ("purple", "square")]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+PICTURES = [
+    ("red", "circle"),
+    ("green", "square"),
+    ("blue", "triangle"),
+    ("yellow", "bar"),
+    ("black", "circle"),
+    ("purple", "square"),
+]
 CAPTIONS = ["mbwa paka ndege", "rangi nyekundu", "red circle", "blue triangle"]
 
 
 def _save(assets, folder: Path, method: str, seed: int) -> None:
-    config = ModelConfig(text=TowerConfig(assets["text"], Method(method)),
-                         vision=TowerConfig(assets["vision"], Method.FROZEN, weights=assets["vision_weights"]),
-                         embed_dim=16)
-    model = build_model(config, seed=seed)
-    with torch.no_grad():  # stand-in for training
-        for p in model.parameters():
-            if p.requires_grad:
-                p.add_(torch.randn_like(p) * 0.05)
-    save_adapter(model, folder, {"lang": "sw"})
+    save_adapter(trained_model(assets, seed=seed, method=method), folder, {"lang": "sw"})
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +56,30 @@ def setup(tiny_assets, tmp_path_factory):
     _save(tiny_assets, root / "run-no-ref", "layernorm", seed=3)
     gallery = folder_gallery(root / "gallery")
     logs: list[str] = []
-    lm = load_language(str(root / "run"), gallery, "exact", captions=CAPTIONS, cache_root=root / "features",
-                       progress=False, log=logs.append)
+    lm = load_language(
+        str(root / "run"),
+        gallery,
+        "exact",
+        captions=CAPTIONS,
+        cache_root=root / "features",
+        progress=False,
+        log=logs.append,
+    )
     return {"root": root, "gallery": gallery, "lm": lm, "logs": logs}
 
 
 def test_index_reports_cache_and_reuses_it(setup):
     assert any("6 computed" in line for line in setup["logs"])  # first indexing computes every picture
     logs: list[str] = []
-    load_language(str(setup["root"] / "run"), setup["gallery"], "exact", captions=CAPTIONS,
-                  cache_root=setup["root"] / "features", progress=False, log=logs.append)
+    load_language(
+        str(setup["root"] / "run"),
+        setup["gallery"],
+        "exact",
+        captions=CAPTIONS,
+        cache_root=setup["root"] / "features",
+        progress=False,
+        log=logs.append,
+    )
     assert len(logs) == 2 and all("6 cached, 0 computed" in line for line in logs)  # adapted and base
 
 
@@ -87,8 +107,15 @@ def page(setup):
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium: apt-get install -y chromium chromium-driver")
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    no_ref = load_language(str(setup["root"] / "run-no-ref"), setup["gallery"], "exact", captions=CAPTIONS,
-                           cache_root=setup["root"] / "features", progress=False, log=lambda _: None)
+    no_ref = load_language(
+        str(setup["root"] / "run-no-ref"),
+        setup["gallery"],
+        "exact",
+        captions=CAPTIONS,
+        cache_root=setup["root"] / "features",
+        progress=False,
+        log=lambda _: None,
+    )
     no_ref.lang = "yo"  # a second language, so the picker has a choice
     demo = build_demo([setup["lm"], no_ref])
     port = _free_port()
@@ -149,6 +176,13 @@ def test_non_picture_upload_gets_a_message(page, setup, tmp_path):
 
 
 def test_base_needs_a_reference(setup):
-    demo_lm = load_language(str(setup["root"] / "run-no-ref"), setup["gallery"], "exact", captions=[],
-                            cache_root=setup["root"] / "features", progress=False, log=lambda _: None)
+    demo_lm = load_language(
+        str(setup["root"] / "run-no-ref"),
+        setup["gallery"],
+        "exact",
+        captions=[],
+        cache_root=setup["root"] / "features",
+        progress=False,
+        log=lambda _: None,
+    )
     assert demo_lm.base is None and "reference-frozen" in NO_BASE

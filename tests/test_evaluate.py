@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mlilt.evaluate import retrieval_metrics
+from mlilt.evaluation.metrics import retrieval_metrics
 
 
 def test_perfect_ranking():

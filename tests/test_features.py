@@ -6,11 +6,12 @@ import shutil
 
 import timm
 import torch
-from conftest import draw_picture
 from PIL import Image
 
 from mlilt.features import FeatureStore, image_features
 from mlilt.towers.vision import VisionTower
+
+from helpers import draw_picture
 
 
 def _pictures(folder, n=5):

@@ -4,28 +4,24 @@ from __future__ import annotations
 
 import torch
 
-from mlilt.config import Method, ModelConfig, TowerConfig, TrainConfig
-from mlilt.data.files import load_caption_source
-from mlilt.data.prepare import prepare
-from mlilt.heads import copy_heads, frozen_features, heads_only, train_heads
-from mlilt.model import build_model
-from mlilt.train import evaluate_table
+from mlilt.config import TrainConfig
+from mlilt.data.sources import load_records
+from mlilt.evaluation.retrieval import evaluate_table
+from mlilt.model import build_model, prepare_data
+from mlilt.training.heads import copy_heads, frozen_features, heads_only, train_heads
+
+from helpers import tiny_model_config
 
 
-def _model(assets, method: Method):
-    config = ModelConfig(
-        text=TowerConfig(assets["text"], method),
-        vision=TowerConfig(assets["vision"], Method.FROZEN, weights=assets["vision_weights"]),
-        embed_dim=16,
-    )
-    return build_model(config, seed=0)
+def _model(assets, method: str):
+    return build_model(tiny_model_config(assets, method), seed=0)
 
 
 def test_warm_heads_train_only_heads_and_pass_them_on(tiny_assets, shapes_dataset, tmp_path, monkeypatch):
     monkeypatch.setenv("MLILT_CACHE", str(tmp_path / "cache"))
-    records = load_caption_source(str(shapes_dataset), "en")
-    model = _model(tiny_assets, Method.ADAPTERS)
-    data = prepare(records, model, progress=False)
+    records = load_records(str(shapes_dataset), "en")
+    model = _model(tiny_assets, "adapters")
+    data = prepare_data(records, model, progress=False)
     towers_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("image_", "text_h"))}
     trainable_before = {name for name, p in model.named_parameters() if p.requires_grad}
 
@@ -33,8 +29,8 @@ def test_warm_heads_train_only_heads_and_pass_them_on(tiny_assets, shapes_datase
     assert warm.text is model.text and warm.vision is model.vision  # shared, not copied
     frozen_data = frozen_features(warm, data, records, "en")
     # the untrained adapters are the identity: these are the pretrained tower's features
-    reference = _model(tiny_assets, Method.FROZEN)
-    expected = prepare(records, reference, progress=False).splits["train"].text_features
+    reference = _model(tiny_assets, "frozen")
+    expected = prepare_data(records, reference, progress=False).splits["train"].text_features
     torch.testing.assert_close(frozen_data.splits["train"].text_features, expected, atol=1e-5, rtol=1e-5)
 
     heads_before = warm.text_head.weight.clone()

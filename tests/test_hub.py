@@ -9,24 +9,34 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 import torch
-from conftest import draw_picture
 from huggingface_hub import ModelCard, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
-from test_adapter_files import TEXTS, _trained_model
 
 import mlilt
-from mlilt.adapter_files import save_adapter
-from mlilt.cli import main
+from mlilt.cli.main import main
 from mlilt.constants import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, METRICS_NAME, RUN_CONFIG_NAME
-from mlilt.hub import STAGE_DIR
-from mlilt.model_card import AdapterCardData
+from mlilt.hub import transport
+from mlilt.hub.adapter_files import save_adapter
+from mlilt.hub.model_card import AdapterCardData
+from mlilt.hub.transport import STAGE_DIR
+
+from helpers import TEXTS, draw_picture, trained_model
 
 REPO = "someone/mlilt-sw"
 FAKE_TOKEN = "hf_mliltFakeTokenDoNotLeak0123456789"
-TEST = {"text_to_image_R@1": 41.25, "text_to_image_R@5": 70.0, "text_to_image_R@10": 81.5,
-        "image_to_text_R@1": 38.0, "image_to_text_R@5": 66.25, "image_to_text_R@10": 79.0, "mean_recall": 62.7,
-        "text_to_image_median_rank": 2.0, "image_to_text_median_rank": 3.0, "num_captions": 282.0,
-        "num_pictures": 282.0}
+TEST = {
+    "text_to_image_R@1": 41.25,
+    "text_to_image_R@5": 70.0,
+    "text_to_image_R@10": 81.5,
+    "image_to_text_R@1": 38.0,
+    "image_to_text_R@5": 66.25,
+    "image_to_text_R@10": 79.0,
+    "mean_recall": 62.7,
+    "text_to_image_median_rank": 2.0,
+    "image_to_text_median_rank": 3.0,
+    "num_captions": 282.0,
+    "num_pictures": 282.0,
+}
 REFERENCE = {k: v / 2 for k, v in TEST.items()}
 UPLOADED = {ADAPTER_WEIGHTS_NAME, ADAPTER_CONFIG_NAME, METRICS_NAME, "report.json", "recall.png", "README.md"}
 
@@ -34,16 +44,23 @@ UPLOADED = {ADAPTER_WEIGHTS_NAME, ADAPTER_CONFIG_NAME, METRICS_NAME, "report.jso
 @pytest.fixture(scope="module")
 def trained(tiny_assets, tmp_path_factory):
     """A run folder as ``mlilt adapt`` writes it (plus a report and a chart), and the model it holds."""
-    model = _trained_model(tiny_assets, method="layernorm")
+    model = trained_model(tiny_assets, method="layernorm")
     run = tmp_path_factory.mktemp("runs") / "sw-layernorm"
     save_adapter(model, run, {"lang": "sw", "data": "emoji-cldr", "recipe": "default"})
     params = json.loads((run / ADAPTER_CONFIG_NAME).read_text())["parameters"]
-    metrics = {"lang": "sw", "method": "layernorm", "test": TEST, "best_epoch": 3, "parameters": params,
-               "data": {"total": 4077, "kept": 4077, "bad": {}, "examples": {}},
-               "frozen_reference": {"test": REFERENCE, "best_epoch": 2}}
+    metrics = {
+        "lang": "sw",
+        "method": "layernorm",
+        "test": TEST,
+        "best_epoch": 3,
+        "parameters": params,
+        "data": {"total": 4077, "kept": 4077, "bad": {}, "examples": {}},
+        "frozen_reference": {"test": REFERENCE, "best_epoch": 2},
+    }
     (run / METRICS_NAME).write_text(json.dumps(metrics))
-    (run / RUN_CONFIG_NAME).write_text(json.dumps({"data": {"source": "emoji-cldr", "lang": "sw"},
-                                                   "train": {"epochs": 6}}))
+    (run / RUN_CONFIG_NAME).write_text(
+        json.dumps({"data": {"source": "emoji-cldr", "lang": "sw"}, "train": {"epochs": 6}})
+    )
     (run / "report.json").write_text(json.dumps({"lang": "sw"}))
     (run / "recall.png").write_bytes(b"\x89PNG\r\n\x1a\n")
     for name in ("metrics.jsonl", "summary.txt", "checkpoint.safetensors"):
@@ -98,10 +115,18 @@ def test_stage_elsewhere_and_replace_an_earlier_staging(trained, tmp_path):
 
 
 def test_card_metadata_for_hub_towers_and_machine_translated_captions():
-    card = AdapterCardData(repo_id="me/mlilt-yo", lang="yo", method="lora", text_tower="offline:multilingual-e5-small",
-                           vision_tower="deit_base_patch16_224", data_source="me/yoruba-captions",
-                           caption_sources={"machine-translated:facebook/nllb-200-distilled-600M": 30, "human": 10},
-                           test=TEST, trainable=10, total=1000)
+    card = AdapterCardData(
+        repo_id="me/mlilt-yo",
+        lang="yo",
+        method="lora",
+        text_tower="offline:multilingual-e5-small",
+        vision_tower="deit_base_patch16_224",
+        data_source="me/yoruba-captions",
+        caption_sources={"machine-translated:facebook/nllb-200-distilled-600M": 30, "human": 10},
+        test=TEST,
+        trainable=10,
+        total=1000,
+    )
     data = card.card_data()
     assert data.base_model == ["intfloat/multilingual-e5-small", "timm/deit_base_patch16_224.fb_in1k"]
     assert data.datasets == ["me/yoruba-captions"]
@@ -141,8 +166,9 @@ def _all_text(*folders: Path) -> str:
     return "".join(p.read_bytes().decode("latin-1") for f in folders for p in f.rglob("*") if p.is_file())
 
 
-def test_failed_push_keeps_the_stage_says_how_to_retry_and_never_leaks_the_token(trained, tmp_path, monkeypatch,
-                                                                                  capsys):
+def test_failed_push_keeps_the_stage_says_how_to_retry_and_never_leaks_the_token(
+    trained, tmp_path, monkeypatch, capsys
+):
     run, _ = trained
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     stage = tmp_path / "stage"
@@ -183,11 +209,13 @@ def test_push_passes_private_revision_and_create_pr(trained, tmp_path, monkeypat
             return type("Info", (), {"pr_url": "https://huggingface.co/someone/mlilt-sw/discussions/1"})()
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(transport, "HfApi", FakeApi)
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
     stage = tmp_path / "stage"
-    assert main(["push", str(run), "--repo", REPO, "--stage", str(stage), "--private", "--revision", "v2",
-                 "--create-pr"]) == 0
+    assert (
+        main(["push", str(run), "--repo", REPO, "--stage", str(stage), "--private", "--revision", "v2", "--create-pr"])
+        == 0
+    )
     assert calls[0] == ("create_repo", REPO, {"private": True, "exist_ok": True})
     upload = calls[-1][2]
     assert upload["revision"] == "v2" and upload["create_pr"] is True and upload["folder_path"] == str(stage)

@@ -6,20 +6,30 @@ import json
 
 import pytest
 
-from mlilt.cli import main
-from mlilt.languages import EVAL_SETS, LANGUAGES_DIR, Language, list_languages, load_language
+from mlilt.cli.main import main
+from mlilt.languages import EVAL_SETS, Language, list_languages, load_language
+from mlilt.resources import languages_dir
 
 
 def test_every_file_loads_and_validates():
     languages = list_languages()
-    assert len(languages) == len(list(LANGUAGES_DIR.glob("*.yaml"))) >= 100
-    assert all(lang.code and set(lang.eval_sets) <= set(EVAL_SETS) and "emoji-cldr" in lang.eval_sets
-               for lang in languages)
+    assert len(languages) == len(list(languages_dir().glob("*.yaml"))) >= 100
+    assert all(
+        lang.code and set(lang.eval_sets) <= set(EVAL_SETS) and "emoji-cldr" in lang.eval_sets for lang in languages
+    )
 
 
-@pytest.mark.parametrize("code, script, name", [("sw", "Latn", "Swahili"), ("am", "Ethi", "Amharic"),
-                                                ("yo", "Latn", "Yoruba"), ("zu", "Latn", "Zulu"),
-                                                ("ha", "Latn", "Hausa"), ("sr_Latn", "Latn", "Serbian (Latin)")])
+@pytest.mark.parametrize(
+    "code, script, name",
+    [
+        ("sw", "Latn", "Swahili"),
+        ("am", "Ethi", "Amharic"),
+        ("yo", "Latn", "Yoruba"),
+        ("zu", "Latn", "Zulu"),
+        ("ha", "Latn", "Hausa"),
+        ("sr_Latn", "Latn", "Serbian (Latin)"),
+    ],
+)
 def test_target_languages(code, script, name):
     lang = load_language(code)
     assert (lang.code, lang.script, lang.name) == (code, script, name)
@@ -51,9 +61,11 @@ def test_validation_says_what_is_wrong():
 
 
 def test_bad_file_is_reported(tmp_path):
-    (tmp_path / "xx.yaml").write_text("code: yy\niso639_1: null\niso639_3: yyy\nname: Y\nnative_name: null\n"
-                                      "script: Latn\nxlmr: false\nmbert: false\nresource_level: low\n"
-                                      "emoji_cldr_names: 0\n")
+    (tmp_path / "xx.yaml").write_text(
+        "code: yy\niso639_1: null\niso639_3: yyy\nname: Y\nnative_name: null\n"
+        "script: Latn\nxlmr: false\nmbert: false\nresource_level: low\n"
+        "emoji_cldr_names: 0\n"
+    )
     with pytest.raises(ValueError, match="must equal the file name 'xx'"):
         list_languages(tmp_path)
 

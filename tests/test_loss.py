@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mlilt.loss import ContrastiveLoss
+from mlilt.training.loss import ContrastiveLoss
 
 
 def _clip_loss(img, txt, scale):

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from mlilt.adapter_files import load
-from mlilt.cli import main
+from mlilt.cli.main import main
 from mlilt.constants import METRICS_NAME
+from mlilt.hub.loading import load
 
 pytestmark = pytest.mark.slow
 

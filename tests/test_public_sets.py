@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import draw_picture
 
 from mlilt.data.public_sets import load_coco_captions, load_multi30k, load_xm3600, load_xtd10
 from mlilt.data.records import SPLITS
+from mlilt.data.sources import load_records
+
+from helpers import draw_picture
 
 PICTURES = [("red", "circle"), ("green", "square"), ("blue", "triangle")]
 
@@ -31,10 +33,16 @@ def _check(records, n, split=None):
 def test_xm3600(tmp_path):
     keys = ["000411001ff7dd4f", "00106bd9b2a6b4f1", "0012ab65f2e10c93"]
     _pictures(tmp_path / "images", [f"{k}.jpg" for k in keys])
-    lines = [{"image/key": k, "image/locale": "sw",
-              "sw": {"caption": [f"picha {i}", f"picha nyingine {i}"], "caption/tokenized": [f"picha {i}"]},
-              "en": {"caption": [f"picture {i}"]}, "quz": {"caption": [f"rikch'ay {i}"]}}
-             for i, k in enumerate(keys)]
+    lines = [
+        {
+            "image/key": k,
+            "image/locale": "sw",
+            "sw": {"caption": [f"picha {i}", f"picha nyingine {i}"], "caption/tokenized": [f"picha {i}"]},
+            "en": {"caption": [f"picture {i}"]},
+            "quz": {"caption": [f"rikch'ay {i}"]},
+        }
+        for i, k in enumerate(keys)
+    ]
     (tmp_path / "captions.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
     sw = load_xm3600(tmp_path, "sw")
     _check(sw, 6, "test")
@@ -84,8 +92,10 @@ def test_xtd10(tmp_path):
 def test_coco_captions(tmp_path):
     names = ["a.png", "b.png", "c.png"]
     _pictures(tmp_path / "val2014", names)
-    data = {"images": [{"id": i, "file_name": n} for i, n in enumerate(names)] + [],
-            "annotations": [{"id": 10 + k, "image_id": k % 3, "caption": f" caption {k} "} for k in range(6)]}
+    data = {
+        "images": [{"id": i, "file_name": n} for i, n in enumerate(names)] + [],
+        "annotations": [{"id": 10 + k, "image_id": k % 3, "caption": f" caption {k} "} for k in range(6)],
+    }
     data["images"][0]["split"] = "restval"
     path = tmp_path / "captions_val2014.json"
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -95,16 +105,19 @@ def test_coco_captions(tmp_path):
     assert {r.split for r in load_coco_captions(path, tmp_path / "val2014", split="test")} == {"test"}
 
 
-@pytest.mark.parametrize("loader, name", [(load_xm3600, "google/crossmodal-3600"),
-                                          (load_xtd10, "https://example.org/xtd10.zip"),
-                                          (load_multi30k, "bentrevett/multi30k")])
+@pytest.mark.parametrize(
+    "loader, name",
+    [
+        (load_xm3600, "google/crossmodal-3600"),
+        (load_xtd10, "https://example.org/xtd10.zip"),
+        (load_multi30k, "bentrevett/multi30k"),
+    ],
+)
 def test_hub_names_and_urls_say_how_to_use_a_local_copy(loader, name):
     with pytest.raises(FileNotFoundError, match="only from a local copy.*pass the local folder"):
         loader(name, "en")
 
 
 def test_public_sets_are_reachable_as_data_sources(tmp_path):
-    from mlilt.data.files import load_caption_source
-
     with pytest.raises(FileNotFoundError, match="local copy"):
-        load_caption_source("xm3600:google/crossmodal-3600", lang="sw")
+        load_records("xm3600:google/crossmodal-3600", lang="sw")

@@ -15,8 +15,15 @@ def _records() -> list[CaptionRecord]:
     for n in range(30):
         split = "train" if n < 20 else ("val" if n < 25 else "test")
         for k in range(3):
-            records.append(CaptionRecord(image=f"/p/{n}.png", caption=f"picture {n} caption {k}", image_id=f"p{n}",
-                                         split=split, primary=k == 0))
+            records.append(
+                CaptionRecord(
+                    image=f"/p/{n}.png",
+                    caption=f"picture {n} caption {k}",
+                    image_id=f"p{n}",
+                    split=split,
+                    primary=k == 0,
+                )
+            )
     return records
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlilt.search import EmbeddingIndex, faiss_available
+from mlilt.demo.index import EmbeddingIndex, faiss_available
 
 needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss-cpu is not installed")
 

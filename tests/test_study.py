@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 
-from test_adapt import _args, _recipe
+from mlilt.cli.main import main
 
-from mlilt.cli import main
+from helpers import adapt_args, tiny_recipe
 
 
 def test_eval_writes_report_with_base_and_change(tiny_assets, shapes_dataset, tmp_path):
     run = tmp_path / "run"
-    recipe = str(_recipe(tmp_path))
-    assert main(_args(tiny_assets, shapes_dataset, run, "--epochs", "1", "--config", recipe)) == 0
+    recipe = str(tiny_recipe(tmp_path))
+    assert main(adapt_args(tiny_assets, shapes_dataset, run, "--epochs", "1", "--config", recipe)) == 0
     assert main(["eval", str(run), "--lang", "en", "--data", str(shapes_dataset)]) == 0
     report = json.loads((run / "report.json").read_text())
     entry = report["languages"]["en"]
@@ -50,7 +50,7 @@ def test_tiny_study_end_to_end(tiny_assets, shapes_dataset, tmp_path, capsys):
         "--batch-size",
         "8",
         "--config",
-        str(_recipe(tmp_path)),
+        str(tiny_recipe(tmp_path)),
         "--methods",
         "frozen,layernorm,adapters,full",
         "--fractions",

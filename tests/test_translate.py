@@ -7,15 +7,22 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import COLOURS, SHAPES, draw_picture
 
-from mlilt.cli import main
-from mlilt.data.files import load_caption_source
+from mlilt.cli.main import main
+from mlilt.data.sources import load_records
 from mlilt.translate import Translator, translate_file
 
+from helpers import COLOURS, SHAPES, draw_picture
+
 SENTENCES = [f"a {c} {s} on white" for c in COLOURS for s in SHAPES] + [
-    "mbwa mweusi", "paka mwekundu", "ndege wa bluu", "the quick brown fox jumps", "picha ya rangi",
-    "duara la kijani", "mraba wa njano", "pembetatu ya zambarau",
+    "mbwa mweusi",
+    "paka mwekundu",
+    "ndege wa bluu",
+    "the quick brown fox jumps",
+    "picha ya rangi",
+    "duara la kijani",
+    "mraba wa njano",
+    "pembetatu ya zambarau",
 ]
 
 
@@ -27,9 +34,19 @@ def _tiny_marian(folder: Path, seed: int) -> Path:
     folder.mkdir(parents=True)
     corpus = folder / "corpus.txt"
     corpus.write_text("\n".join(SENTENCES * 3) + "\n", encoding="utf-8")
-    spm.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(folder / "spm"), vocab_size=100,
-                                   model_type="unigram", character_coverage=1.0, hard_vocab_limit=False,
-                                   bos_id=-1, eos_id=-1, unk_id=0, pad_id=-1, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        input=str(corpus),
+        model_prefix=str(folder / "spm"),
+        vocab_size=100,
+        model_type="unigram",
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        bos_id=-1,
+        eos_id=-1,
+        unk_id=0,
+        pad_id=-1,
+        minloglevel=2,
+    )
     processor = spm.SentencePieceProcessor(model_file=str(folder / "spm.model"))
     pieces = ["</s>", "<unk>", "<pad>"] + [processor.id_to_piece(i) for i in range(processor.get_piece_size())]
     vocab = {piece: i for i, piece in enumerate(dict.fromkeys(pieces))}
@@ -38,10 +55,20 @@ def _tiny_marian(folder: Path, seed: int) -> Path:
     (folder / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
     tokenizer = MarianTokenizer(str(folder / "source.spm"), str(folder / "target.spm"), str(folder / "vocab.json"))
     torch.manual_seed(seed)
-    config = MarianConfig(vocab_size=len(vocab), d_model=16, encoder_layers=1, decoder_layers=1,
-                          encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=32,
-                          decoder_ffn_dim=32, max_position_embeddings=64, pad_token_id=vocab["<pad>"],
-                          eos_token_id=vocab["</s>"], decoder_start_token_id=vocab["<pad>"])
+    config = MarianConfig(
+        vocab_size=len(vocab),
+        d_model=16,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        max_position_embeddings=64,
+        pad_token_id=vocab["<pad>"],
+        eos_token_id=vocab["</s>"],
+        decoder_start_token_id=vocab["<pad>"],
+    )
     model_dir = folder / "model"
     MarianMTModel(config).save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
@@ -86,8 +113,18 @@ def model_calls(monkeypatch) -> SimpleNamespace:
 
 
 def _run(data, out, model, cache, **kw):
-    return translate_file(str(data), "sw", out, model, max_new_tokens=6, num_beams=1, cache_path=cache,
-                          batch_size=4, progress=False, **kw)
+    return translate_file(
+        str(data),
+        "sw",
+        out,
+        model,
+        max_new_tokens=6,
+        num_beams=1,
+        cache_path=cache,
+        batch_size=4,
+        progress=False,
+        **kw,
+    )
 
 
 def test_output_is_a_caption_file_and_rerun_uses_the_cache(marian_pair, english_captions, tmp_path, model_calls):
@@ -95,7 +132,7 @@ def test_output_is_a_caption_file_and_rerun_uses_the_cache(marian_pair, english_
     summary = _run(english_captions, out, marian_pair[0], cache)
     assert (summary.records, summary.distinct_captions, summary.cache_hits) == (13, 12, 0)
     assert model_calls.count == 3  # 12 distinct captions in batches of 4
-    records = load_caption_source(str(out))
+    records = load_records(str(out))
     assert len(records) == 13 and all(r.lang == "sw" for r in records)
     assert {r.source for r in records} == {f"machine-translated:{marian_pair[0]}"}
     assert all(Path(r.image).is_file() for r in records)
@@ -122,9 +159,30 @@ def test_resume_after_a_crash_keeps_finished_batches(marian_pair, english_captio
 
 def test_roundtrip_chrf_with_a_reverse_model(marian_pair, english_captions, tmp_path, capsys):
     out = tmp_path / "sw.jsonl"
-    code = main(["translate", "--lang", "sw", "--data", str(english_captions), "--model", marian_pair[0],
-                 "--reverse-model", marian_pair[1], "--out", str(out), "--cache", str(tmp_path / "c.sqlite"),
-                 "--min-chrf", "101", "--max-new-tokens", "6", "--beams", "1", "--quiet"])
+    code = main(
+        [
+            "translate",
+            "--lang",
+            "sw",
+            "--data",
+            str(english_captions),
+            "--model",
+            marian_pair[0],
+            "--reverse-model",
+            marian_pair[1],
+            "--out",
+            str(out),
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--min-chrf",
+            "101",
+            "--max-new-tokens",
+            "6",
+            "--beams",
+            "1",
+            "--quiet",
+        ]
+    )
     assert code == 0
     rows = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
     assert all(0 <= row["roundtrip_chrf"] <= 100 and row["flagged"] is True for row in rows)
@@ -133,7 +191,19 @@ def test_roundtrip_chrf_with_a_reverse_model(marian_pair, english_captions, tmp_
 
 def test_offline_hub_id_says_to_pass_a_local_folder(english_captions, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    code = main(["translate", "--lang", "sw", "--data", str(english_captions), "--out", str(tmp_path / "o.jsonl"),
-                 "--cache", str(tmp_path / "c.sqlite"), "--quiet"])
+    code = main(
+        [
+            "translate",
+            "--lang",
+            "sw",
+            "--data",
+            str(english_captions),
+            "--out",
+            str(tmp_path / "o.jsonl"),
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Helsinki-NLP/opus-mt-en-sw" in err and "--model DIR" in err

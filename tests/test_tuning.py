@@ -8,16 +8,18 @@ import pytest
 import timm
 import torch
 import transformers as tf
-from conftest import tiny_text_model
 from torch import nn
 
-from mlilt.adapters import ADAPTER_ATTR, BottleneckAdapter, adapter_sites
-from mlilt.config import Method, TowerConfig
-from mlilt.tuning import apply_method, count_parameters
+from mlilt.config import TowerConfig
+from mlilt.tuning.adapters import ADAPTER_ATTR, BottleneckAdapter, adapter_sites
+from mlilt.tuning.parameters import count_parameters
+from mlilt.tuning.registry import apply_method
+
+from helpers import tiny_text_model
 
 
 def _cfg(method: str, **kw) -> TowerConfig:
-    return TowerConfig(name="tiny", method=Method(method), **kw)
+    return TowerConfig(name="tiny", method=method, **kw)
 
 
 def _trainable_names(model: nn.Module) -> list[str]:

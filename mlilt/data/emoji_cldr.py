@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from mlilt.cache import cache_dir
 from mlilt.data.records import SPLITS, CaptionRecord, split_of
+from mlilt.errors import ConfigError
 
 DATASET_VERSION = "v1"
 FONT_PATH = Path("/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
@@ -179,13 +180,13 @@ def _language_names() -> dict[str, str]:
     return {n.get("type"): n.text for n in root.iter("language") if n.get("alt") is None and n.text}
 
 
-def _unknown_language(lang: str, available: dict[str, int]) -> ValueError:
+def _unknown_language(lang: str, available: dict[str, int]) -> ConfigError:
     names = _language_names()
     by_name = {(names.get(c) or names.get(c.split("_")[0]) or c).lower(): c for c in available}
     close = difflib.get_close_matches(lang, list(available), n=5, cutoff=0.6)
     close += [by_name[n] for n in difflib.get_close_matches(lang.lower(), list(by_name), n=3, cutoff=0.75)]
     hints = ", ".join(f"{c} ({names.get(c) or names.get(c.split('_')[0], '?')})" for c in dict.fromkeys(close))
-    return ValueError(
+    return ConfigError(
         f"Emoji-CLDR has no language {lang!r} (codes are CLDR file stems such as 'am', 'yue', 'sr_Latn'). "
         f"Close matches: {hints or 'none'}. {len(available)} languages are available (see available_languages()).\n"
         "To add a language, see the README's 'Adding a language' section."
@@ -203,7 +204,7 @@ def load_emoji_cldr(lang: str, names_only: bool = False) -> list[CaptionRecord]:
         Records for every kept picture with a short name in ``lang``, ``source="human"``.
 
     Raises:
-        ValueError: ``lang`` is not an available language; the message suggests close matches.
+        ConfigError: ``lang`` is not an available language; the message suggests close matches.
     """
     available, lang = available_languages(), lang.replace("-", "_")
     if lang not in available:

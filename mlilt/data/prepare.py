@@ -1,21 +1,24 @@
 """Turn validated caption records into tensors the training loop can index: the data side of a run.
 
-Pictures become rows of a feature table (computed once by the frozen vision tower and cached on
-disk) or, when the vision tower is trained, paths loaded per step. Captions are tokenised once,
-here, never inside ``forward``.
+Pictures become rows of a feature table (computed once by a frozen vision tower and cached on disk) or,
+when the vision tower is trained, paths loaded per step. Captions are tokenised once, here, never inside
+``forward``. The towers come in as functions (tokenise, picture features, text features), so this module
+knows nothing of the model; :func:`mlilt.model.prepare_data` passes a model's.
 """
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
-from mlilt.data.records import CaptionRecord
-from mlilt.features import CacheStats, image_features
-from mlilt.model import DualEncoder
+from mlilt.data.records import SPLITS, CaptionRecord
+from mlilt.features import CacheStats
+
+Tokenize = Callable[[list[str]], list[list[int]]]
+PictureFeatures = Callable[[list[str], str], tuple[torch.Tensor, CacheStats]]  # (paths, view) -> (rows, stats)
+TextFeatures = Callable[[list[list[int]], str], torch.Tensor]  # (token lists, split name) -> rows
 
 
 @dataclass
@@ -42,15 +45,26 @@ class PreparedData:
 
 def prepare(
     records: list[CaptionRecord],
-    model: DualEncoder,
+    tokenize: Tokenize,
+    picture_features: PictureFeatures | None = None,
+    views: Sequence[str] = ("plain",),
+    text_features: TextFeatures | None = None,
     eval_lang: str | None = None,
-    progress: bool = True,
-    splits: tuple[str, ...] = ("train", "val", "test"),
+    splits: tuple[str, ...] = SPLITS,
 ) -> PreparedData:
-    """Index pictures, cache frozen features, tokenise captions.
+    """Index pictures, compute frozen features, tokenise captions.
 
     Training uses every caption of the train split; validation and test use only the primary
     captions (``primary=True``) in ``eval_lang`` (all languages if None). Only ``splits`` are built.
+
+    Args:
+        records: Validated records.
+        tokenize: Texts -> unpadded token ids.
+        picture_features: A frozen vision tower's features for picture paths and a view (None: the tower trains).
+        views: Views whose features are computed.
+        text_features: A frozen text tower's features for token lists (None: the tower trains).
+        eval_lang: Language of the validation and test captions.
+        splits: The splits to build.
     """
     picture_ids = sorted({r.image_id for r in records})
     first_path = {}
@@ -61,8 +75,9 @@ def prepare(
 
     def table(rows: list[CaptionRecord]) -> CaptionTable:
         captions = [r.caption for r in rows]
-        tokens = model.text.tokenize(captions, padding=False)["input_ids"] if captions else []
-        return CaptionTable(captions, torch.tensor([row[r.image_id] for r in rows], dtype=torch.long), tokens)
+        return CaptionTable(
+            captions, torch.tensor([row[r.image_id] for r in rows], dtype=torch.long), tokenize(captions)
+        )
 
     def keep_for_eval(r: CaptionRecord) -> bool:
         return r.primary and (eval_lang is None or r.lang in (None, eval_lang))
@@ -72,45 +87,13 @@ def prepare(
         for name in splits
     }
     data = PreparedData(picture_ids, paths, tables)
-    if model.vision_frozen:
-        for view in model.config.image_views:
-            data.image_features[view], data.cache_stats[view] = image_features(
-                model.vision, paths, view, progress=progress
-            )
-    if model.text_frozen:
+    if picture_features is not None:
+        for view in views:
+            data.image_features[view], data.cache_stats[view] = picture_features(paths, view)
+    if text_features is not None:
         for name, split in tables.items():
-            split.text_features = text_features(model, split, progress=progress, desc=f"text features ({name})")
+            split.text_features = text_features(split.tokens, name)
     return data
-
-
-@torch.no_grad()
-def text_features(
-    model: DualEncoder, table: CaptionTable, batch_size: int = 256, progress: bool = True, desc: str = "text"
-) -> torch.Tensor:
-    """Pooled features of a frozen text tower for every caption of a table (computed once per run)."""
-    model.text.eval()
-    device = model.logit_scale.device
-    out = []
-    order = sorted(range(len(table)), key=lambda i: len(table.tokens[i]))  # similar lengths pad less
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, file=sys.stderr):
-        idx = order[start : start + batch_size]
-        ids, mask = pad_tokens([table.tokens[i] for i in idx], model.text.tokenizer.pad_token_id)
-        out.append(model.text(ids.to(device), mask.to(device)).float().cpu())
-    features = torch.cat(out) if out else torch.empty(0, model.text.hidden_size)
-    result = torch.empty_like(features)
-    result[torch.tensor(order, dtype=torch.long)] = features
-    return result
-
-
-def pad_tokens(token_lists: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad token id lists into (ids, attention_mask)."""
-    width = max(len(t) for t in token_lists)
-    ids = torch.full((len(token_lists), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(token_lists), width), dtype=torch.long)
-    for i, tokens in enumerate(token_lists):
-        ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
-        mask[i, : len(tokens)] = 1
-    return ids, mask
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int, group: int = 32) -> list[list[int]]:

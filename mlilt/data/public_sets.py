@@ -18,10 +18,12 @@ import json
 from pathlib import Path
 
 from mlilt.data.records import SPLITS, CaptionRecord, split_of
+from mlilt.errors import DataError, NotFoundError
 
 XM3600_URL = "https://google.github.io/crossmodal-3600/ (captions.zip + images.tgz)"
 MULTI30K_URL = "https://github.com/multi30k/dataset (data/task1) + the Flickr30k images"
 XTD10_URL = "https://github.com/adobe-research/Cross-lingual-Test-Dataset-XTD10 (XTD10/) + COCO 2014 train images"
+COCO_URL = "https://cocodataset.org (annotations/captions_*.json + images)"
 # CLDR code -> the set's own code where they differ.
 _XM3600_CODES = {"qu": "quz"}
 _XTD10_CODES = {"ja": "jp"}
@@ -34,7 +36,7 @@ def _local(path: str | Path, name: str, where: str) -> Path:
     if local.exists():
         return local
     kind = "a URL" if text.startswith(("http://", "https://")) else "not a local path"
-    raise FileNotFoundError(
+    raise NotFoundError(
         f"{name}: {text!r} is {kind}. mlilt reads {name} only from a local copy (nothing is downloaded here): "
         f"get it from {where} where you have a network, then pass the local folder or file."
     )
@@ -63,14 +65,22 @@ def load_xm3600(path: str | Path, lang: str, images: str | Path | None = None) -
             continue
         row = json.loads(line)
         if "image/key" not in row:
-            raise ValueError(f"{file}, line {number}: no 'image/key'; is this XM3600's captions.jsonl?")
+            raise DataError(f"{file}, line {number}: no 'image/key'; is this XM3600's captions.jsonl?")
         seen.update(k for k, v in row.items() if isinstance(v, dict) and "caption" in v)
         key = row["image/key"]
         for caption in (row.get(locale) or {}).get("caption", []):
-            records.append(CaptionRecord(image=str((folder / f"{key}.jpg").resolve()), caption=caption,
-                                         image_id=f"xm3600-{key}", split="test", lang=lang, primary=True))
+            records.append(
+                CaptionRecord(
+                    image=str((folder / f"{key}.jpg").resolve()),
+                    caption=caption,
+                    image_id=f"xm3600-{key}",
+                    split="test",
+                    lang=lang,
+                    primary=True,
+                )
+            )
     if not records:
-        raise ValueError(f"XM3600 at {file} has no captions in {locale!r}; locales there: {sorted(seen)}")
+        raise DataError(f"XM3600 at {file} has no captions in {locale!r}; locales there: {sorted(seen)}")
     return records
 
 
@@ -79,11 +89,15 @@ def _multi30k_split(name: str) -> str:
         return name
     if name.startswith("test"):
         return "test"
-    raise ValueError(f"Multi30K split {name!r}: expected train, val or test_* (e.g. test_2016_flickr)")
+    raise DataError(f"Multi30K split {name!r}: expected train, val or test_* (e.g. test_2016_flickr)")
 
 
-def load_multi30k(root: str | Path, lang: str, images: str | Path | None = None,
-                  splits: tuple[str, ...] = ("train", "val", "test_2016_flickr")) -> list[CaptionRecord]:
+def load_multi30k(
+    root: str | Path,
+    lang: str,
+    images: str | Path | None = None,
+    splits: tuple[str, ...] = ("train", "val", "test_2016_flickr"),
+) -> list[CaptionRecord]:
     """Multi30K task 1: one caption per picture and language, in the set's own splits.
 
     Args:
@@ -100,14 +114,20 @@ def load_multi30k(root: str | Path, lang: str, images: str | Path | None = None,
         candidates = [d / f"{split}.{lang}{gz}" for d in (root / "raw", root) for gz in ("", ".gz")]
         text_file = next((c for c in candidates if c.is_file()), None)
         if text_file is None:
-            raise FileNotFoundError(f"Multi30K: no {split}.{lang} (or .gz) in {root}/raw or {root}")
+            raise NotFoundError(f"Multi30K: no {split}.{lang} (or .gz) in {root}/raw or {root}")
         captions = _lines(text_file)
         if len(captions) != len(names):
-            raise ValueError(f"{text_file} has {len(captions)} lines but image_splits/{split}.txt {len(names)}")
+            raise DataError(f"{text_file} has {len(captions)} lines but image_splits/{split}.txt {len(names)}")
         for name, caption in zip(names, captions):
-            records.append(CaptionRecord(image=str((folder / name).resolve()), caption=caption.strip(),
-                                         image_id=f"flickr30k-{Path(name).stem}", split=_multi30k_split(split),
-                                         lang=lang))
+            records.append(
+                CaptionRecord(
+                    image=str((folder / name).resolve()),
+                    caption=caption.strip(),
+                    image_id=f"flickr30k-{Path(name).stem}",
+                    split=_multi30k_split(split),
+                    lang=lang,
+                )
+            )
     return records
 
 
@@ -125,17 +145,25 @@ def load_xtd10(root: str | Path, lang: str, images: str | Path | None = None) ->
     text_file = root / f"test_1kcaptions_{_XTD10_CODES.get(lang, lang)}.txt"
     if not text_file.is_file():
         found = sorted(p.stem.removeprefix("test_1kcaptions_") for p in root.glob("test_1kcaptions_*.txt"))
-        raise FileNotFoundError(f"XTD10: no {text_file.name} in {root}; languages there: {found}")
+        raise NotFoundError(f"XTD10: no {text_file.name} in {root}; languages there: {found}")
     captions = [c for c in _lines(text_file) if c.strip()]
     if len(captions) != len(names):
-        raise ValueError(f"{text_file} has {len(captions)} captions but test_image_names.txt {len(names)} pictures")
-    return [CaptionRecord(image=str((folder / name).resolve()), caption=caption.strip(),
-                          image_id=f"coco-{Path(name).stem}", split="test", lang=lang)
-            for name, caption in zip(names, captions)]
+        raise DataError(f"{text_file} has {len(captions)} captions but test_image_names.txt {len(names)} pictures")
+    return [
+        CaptionRecord(
+            image=str((folder / name).resolve()),
+            caption=caption.strip(),
+            image_id=f"coco-{Path(name).stem}",
+            split="test",
+            lang=lang,
+        )
+        for name, caption in zip(names, captions)
+    ]
 
 
-def load_coco_captions(path: str | Path, images: str | Path | None = None, lang: str | None = "en",
-                       split: str | None = None) -> list[CaptionRecord]:
+def load_coco_captions(
+    path: str | Path, images: str | Path | None = None, lang: str | None = "en", split: str | None = None
+) -> list[CaptionRecord]:
     """A COCO-style caption JSON (``images`` + ``annotations``); every caption is primary.
 
     Args:
@@ -145,20 +173,27 @@ def load_coco_captions(path: str | Path, images: str | Path | None = None, lang:
         split: Split of every picture; default: an image's own ``split`` field (Karpathy's ``restval`` counts as
             train), else the hash split by picture.
     """
-    path = _local(path, "COCO captions", "https://cocodataset.org (annotations/captions_*.json + images)")
+    path = _local(path, "COCO captions", COCO_URL)
     data = json.loads(path.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or not {"images", "annotations"} <= set(data):
-        raise ValueError(f"{path}: a COCO caption file needs 'images' and 'annotations' lists")
+        raise DataError(f"{path}: a COCO caption file needs 'images' and 'annotations' lists")
     folder = Path(images) if images else path.parent
     pictures = {img["id"]: img for img in data["images"]}
     records = []
     for ann in data["annotations"]:
         img = pictures.get(ann["image_id"])
         if img is None:
-            raise ValueError(f"{path}: annotation {ann.get('id')} names image_id {ann['image_id']} not in 'images'")
+            raise DataError(f"{path}: annotation {ann.get('id')} names image_id {ann['image_id']} not in 'images'")
         image_id = f"coco-{img['id']}"
         own = {"restval": "train"}.get(img.get("split"), img.get("split"))
         chosen = split or (own if own in SPLITS else split_of(image_id))
-        records.append(CaptionRecord(image=str((folder / img["file_name"]).resolve()), caption=ann["caption"].strip(),
-                                     image_id=image_id, split=chosen, lang=lang))
+        records.append(
+            CaptionRecord(
+                image=str((folder / img["file_name"]).resolve()),
+                caption=ann["caption"].strip(),
+                image_id=image_id,
+                split=chosen,
+                lang=lang,
+            )
+        )
     return records

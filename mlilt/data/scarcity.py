@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 
 from mlilt.data.records import CaptionRecord
+from mlilt.errors import ConfigError
 
 
 def _rank(seed: int, *parts: str) -> str:
@@ -15,8 +16,9 @@ def _rank(seed: int, *parts: str) -> str:
     return hashlib.sha256("\x1f".join((str(seed), *parts)).encode("utf-8")).hexdigest()
 
 
-def limit_training(records: list[CaptionRecord], max_captions: int | None = None, max_images: int | None = None,
-                   seed: int = 0) -> list[CaptionRecord]:
+def limit_training(
+    records: list[CaptionRecord], max_captions: int | None = None, max_images: int | None = None, seed: int = 0
+) -> list[CaptionRecord]:
     """Subsample the ``train`` split; keep every ``val``/``test`` record.
 
     ``max_images`` keeps the training records of that many pictures (all their captions); then ``max_captions``
@@ -35,7 +37,7 @@ def limit_training(records: list[CaptionRecord], max_captions: int | None = None
     """
     for name, value in (("max_captions", max_captions), ("max_images", max_images)):
         if value is not None and value < 1:
-            raise ValueError(f"{name} must be >= 1 (or None for no limit), got {value}")
+            raise ConfigError(f"{name} must be >= 1 (or None for no limit), got {value}")
     train = [r for r in records if r.split == "train"]
     if max_images is not None:
         pictures = sorted({r.image_id for r in train}, key=lambda image_id: _rank(seed, image_id))

@@ -9,17 +9,18 @@ If more than ``max_bad_fraction`` of the records are bad, the run stops with the
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from mlilt.data.records import CaptionRecord
+from mlilt.errors import DataError
 
 EXAMPLES_PER_KIND = 3
 
 
-class BadDataError(ValueError):
+class BadDataError(DataError):
     """Too many bad records to train on; the message holds the report."""
 
 
@@ -93,6 +94,4 @@ def validate_records(
 
 
 def _with_caption(record: CaptionRecord, caption: str) -> CaptionRecord:
-    from dataclasses import replace
-
     return replace(record, caption=caption)

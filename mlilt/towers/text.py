@@ -5,15 +5,16 @@ Tokenisation happens outside ``forward`` (in the data pipeline), so the model on
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import torch
 import transformers
 from torch import nn
+from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from mlilt.config import TowerConfig
-from mlilt.constants import OFFLINE_TEXT
+from mlilt.errors import TowerError
 
 
 class TextTower(nn.Module):
@@ -25,6 +26,7 @@ class TextTower(nn.Module):
         pooling: ``mean`` over non-padding tokens, or ``cls`` (the first token).
         prefix: Text put before every input (``"query: "`` for multilingual-e5).
         max_length: Tokens kept per text.
+        name: The name it was built from (recorded in adapter files).
     """
 
     def __init__(
@@ -59,6 +61,20 @@ class TextTower(nn.Module):
             return_tensors="pt" if padding else None,
         )
 
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Unpadded token ids of each text (what the data pipeline stores)."""
+        return self.tokenize(texts, padding=False)["input_ids"] if texts else []
+
+    def pad(self, token_lists: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-pad token id lists into ``(input_ids, attention_mask)``."""
+        width = max(len(t) for t in token_lists)
+        ids = torch.full((len(token_lists), width), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((len(token_lists), width), dtype=torch.long)
+        for i, tokens in enumerate(token_lists):
+            ids[i, : len(tokens)] = torch.tensor(tokens, dtype=torch.long)
+            mask[i, : len(tokens)] = 1
+        return ids, mask
+
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         states = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         if self.pooling == "cls":
@@ -66,19 +82,26 @@ class TextTower(nn.Module):
         mask = attention_mask.unsqueeze(-1).to(states.dtype)
         return (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
+    @torch.no_grad()
+    def features(
+        self, token_lists: list[list[int]], batch_size: int = 256, progress: bool = True, desc: str = "text"
+    ) -> torch.Tensor:
+        """Pooled features of every token list, as a frozen tower gives them (computed once per run)."""
+        self.eval()
+        device = next(self.parameters()).device
+        out = []
+        order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))  # similar lengths pad less
+        for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, file=sys.stderr):
+            ids, mask = self.pad([token_lists[i] for i in order[start : start + batch_size]])
+            out.append(self(ids.to(device), mask.to(device)).float().cpu())
+        features = torch.cat(out) if out else torch.empty(0, self.hidden_size)
+        result = torch.empty_like(features)
+        result[torch.tensor(order, dtype=torch.long)] = features
+        return result
 
-def build_text_tower(config: TowerConfig) -> TextTower:
-    """Load the tower a config names: the built-in offline e5-small, a Hub id, or a local folder."""
-    name, prefix = config.name, config.prefix
-    if name == OFFLINE_TEXT:
-        from mlilt.towers.offline_e5 import ensure_e5_small
 
-        source = str(ensure_e5_small())
-        prefix = "query: " if prefix is None else prefix
-    else:
-        source = name
-        if prefix is None:
-            prefix = "query: " if "e5" in name.lower() else ""
+def load_transformers_tower(name: str, source: str, pooling: str, prefix: str, max_length: int) -> TextTower:
+    """A :class:`TextTower` from a transformers folder or Hub id ``source``, recorded under ``name``."""
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         verbosity = transformers.logging.get_verbosity()
@@ -89,9 +112,10 @@ def build_text_tower(config: TowerConfig) -> TextTower:
         finally:
             transformers.logging.set_verbosity(verbosity)
             transformers.logging.enable_progress_bar()
-    except OSError as err:
-        raise OSError(
-            f"could not load text model {name!r}: {err}\n"
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TowerError(
+            f"could not load text model {name!r}: {first}\n"
             "Offline? Use the built-in tower (--text offline:multilingual-e5-small) or a local model folder."
         ) from err
     missing = [k for k in loading["missing_keys"] if not k.startswith("pooler.")]
@@ -101,4 +125,4 @@ def build_text_tower(config: TowerConfig) -> TextTower:
         )
     if getattr(encoder, "pooler", None) is not None:
         encoder.pooler = None  # unused: we pool token states ourselves, so it is neither trained nor counted
-    return TextTower(encoder, tokenizer, config.pooling, prefix, config.max_length, name=name)
+    return TextTower(encoder, tokenizer, pooling, prefix, max_length, name=name)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
+
 import timm
 import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from mlilt.config import TowerConfig
-from mlilt.constants import OFFLINE_VISION
+from mlilt.errors import TowerError
 
 VIEWS = ("plain", "flip", "zoom")
 ZOOM_KEEP = 0.8  # the "zoom" view keeps the central 80% of the picture
@@ -50,18 +51,23 @@ class VisionTower(nn.Module):
         return self.model(pixels)
 
 
-def build_vision_tower(config: TowerConfig) -> VisionTower:
-    """Load the tower a config names: the built-in offline EfficientNet-Lite0, or a timm model."""
-    if config.name == OFFLINE_VISION:
-        from mlilt.towers.offline_effnet import load_efficientnet_lite0
-
-        return VisionTower(load_efficientnet_lite0(num_classes=0), config.name)
-    overlay = {"file": config.weights} if config.weights else None
+def load_timm_tower(name: str, weights: str | None = None) -> VisionTower:
+    """A :class:`VisionTower` of timm architecture ``name``: its Hub weights, or a local ``weights`` file."""
+    if ":" not in name and not timm.is_model(name):  # hf-hub:/local-dir: names are timm's to resolve
+        close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.7)
+        hint = f" Close matches: {', '.join(close)}." if close else ""
+        raise TowerError(
+            f"unknown vision model {name!r}: not a timm architecture (timm.list_models() names them).{hint} "
+            "The built-in offline tower is offline:efficientnet-lite0."
+        )
+    overlay = {"file": weights} if weights else None
     try:
-        model = timm.create_model(config.name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
-    except RuntimeError as err:
-        raise RuntimeError(
-            f"could not load vision model {config.name!r}: {err}\n"
-            "Offline? Use the built-in tower (--vision offline:efficientnet-lite0) or pass a local weights file."
+        model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
+    except (RuntimeError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise TowerError(
+            f"could not load the weights of vision model {name!r}: {first}\n"
+            "Offline? Use the built-in tower (--vision offline:efficientnet-lite0) or pass a local weights file "
+            "(--vision-weights)."
         ) from err
-    return VisionTower(model.eval(), config.name)
+    return VisionTower(model.eval(), name)

@@ -1,0 +1,57 @@
+"""``mlilt demo``: cross-lingual image search in the browser (:mod:`mlilt.demo`)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from mlilt.constants import ADAPTER_CONFIG_NAME
+from mlilt.demo.gallery import emoji_gallery, folder_gallery
+from mlilt.demo.index import BACKENDS
+from mlilt.demo.search import load_language
+from mlilt.demo.ui import build_demo, launch
+from mlilt.errors import NotFoundError
+
+
+def default_adapters(runs: Path = Path("runs")) -> list[str]:
+    """Every run folder under ``runs/`` that holds an adapter."""
+    return sorted(str(p.parent) for p in runs.glob(f"*/{ADAPTER_CONFIG_NAME}"))
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    p.description = (
+        "Search a gallery (Emoji-CLDR pictures, or --images DIR) by text in any language or by a picture, with one "
+        "or several language adapters; compare adapted against the frozen reference."
+    )
+    p.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="RUN_OR_HUB_ID",
+        help="run/adapter folder or Hub id, repeatable; LANG=PATH names the language (default: every run in runs/)",
+    )
+    p.add_argument("--images", type=Path, help="folder of pictures to search (default: the Emoji-CLDR pictures)")
+    p.add_argument(
+        "--index", choices=BACKENDS, default="auto", help="search backend; auto = FAISS from 50,000 pictures on"
+    )
+    p.add_argument(
+        "--host",
+        default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--share", action="store_true", help="also open a public gradio.live link")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    specs = args.adapter or default_adapters()
+    if not specs:
+        raise NotFoundError("no adapter: pass --adapter RUN_FOLDER, or train one first (mlilt adapt --lang sw)")
+    gallery = folder_gallery(args.images) if args.images else emoji_gallery()
+    print(f"mlilt demo: gallery {gallery.root} ({len(gallery.paths)} pictures)", file=sys.stderr)
+    languages = [load_language(s, gallery, args.index, progress=not args.quiet) for s in specs]
+    launch(build_demo(languages), gallery, host=args.host, port=args.port, share=args.share)
+    return 0

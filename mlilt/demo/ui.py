@@ -1,0 +1,133 @@
+"""The demo's Gradio app: text and picture search over loaded languages, served safely.
+
+The app listens on 127.0.0.1 (``--host``, ``--share`` only when asked), sends no analytics, serves files
+only from the gallery folder, and checks uploads (size, pixel count, readability).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from mlilt.demo.gallery import Gallery
+from mlilt.demo.routing import LanguagePicker
+from mlilt.demo.search import Hit, LanguageModels
+from mlilt.demo.uploads import MAX_UPLOAD_BYTES, UploadRejected, checked_image_class
+
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is ever imported
+
+EXAMPLES = [  # sw dog, sw fish, yo fish, am dog, ha cat, zu banana, en sun, fr dog
+    ("mbwa", "auto"),
+    ("samaki", "auto"),
+    ("Ẹja", "auto"),
+    ("ውሻ", "auto"),
+    ("kyanwa", "auto"),
+    ("ubhanana", "auto"),
+    ("sun", "auto"),
+    ("chien", "auto"),
+]
+NO_BASE = (
+    "**base** needs a reference: this run folder has no `reference-frozen/` (it was trained with "
+    "`--no-reference`). Train without that flag to compare adapted against base."
+)
+
+
+def build_demo(languages: Sequence[LanguageModels], title_note: str = ""):
+    """The Gradio Blocks app over loaded languages (see :func:`mlilt.demo.search.load_language`)."""
+    import gradio as gr  # optional heavy dependency (the demo extra; seconds to import)
+
+    by_lang = {lm.lang: lm for lm in languages}
+    picker = LanguagePicker(list(by_lang))
+    has_base = any(lm.base for lm in languages)
+
+    def choose(choice: str, text: str = "") -> tuple[LanguageModels, str]:
+        if choice in by_lang:
+            return by_lang[choice], "chosen"
+        if not text:
+            return languages[0], "first adapter (a picture has no language)"
+        lang, how = picker.pick(text)
+        return by_lang[lang], how
+
+    def gallery_value(hits: list[Hit]):
+        return [(h.path, h.label) for h in hits]
+
+    def base_results(lm: LanguageModels, compare: bool, run) -> tuple[list, str]:
+        if not compare:
+            return [], ""
+        if lm.base is None:
+            return [], "\n\n" + NO_BASE
+        return gallery_value(run(lm.base)), ""
+
+    def text_search(query: str, choice: str, k: int, compare: bool):
+        query = (query or "").strip()
+        if not query:
+            gr.Warning("Type a query first.")
+            return "Type a query first.", [], []
+        lm, how = choose(choice, query)
+        hits = lm.adapted.search_text(query, int(k))
+        base, note = base_results(lm, compare, lambda s: s.search_text(query, int(k)))
+        status = f"Query **{query}** -> adapter **{lm.lang}** ({how}); top {len(hits)} of {len(lm.adapted.images)}."
+        return status + note, gallery_value(hits), base
+
+    def image_search(image, choice: str, k: int, compare: bool):
+        if isinstance(image, UploadRejected):
+            gr.Warning(image.reason)
+            return f"Upload rejected: {image.reason}", [], [], ""
+        if image is None:
+            gr.Warning("Upload a picture first.")
+            return "Upload a picture first.", [], [], ""
+        image = image.convert("RGB")
+        lm, how = choose(choice)
+        hits = lm.adapted.search_image(image, int(k))
+        base, note = base_results(lm, compare, lambda s: s.search_image(image, int(k)))
+        captions = lm.adapted.caption_image(image, 5)
+        table = "\n".join(f"| {c.label} | {c.score:.3f} |" for c in captions)
+        caption_md = (
+            f"**Nearest {lm.lang} captions**\n\n| caption | score |\n|---|---:|\n{table}"
+            if captions
+            else f"No caption set for {lm.lang}."
+        )
+        status = f"Picture search with adapter **{lm.lang}** ({how}); top {len(hits)} of {len(lm.adapted.images)}."
+        return status + note, gallery_value(hits), base, caption_md
+
+    choices = ["auto", *by_lang]
+    with gr.Blocks(title="mlilt cross-lingual image search", analytics_enabled=False) as demo:
+        gr.Markdown(
+            "# mlilt: cross-lingual image search\nSearch the gallery with words in any language or with "
+            f"a picture. Languages loaded: {', '.join(by_lang)}. {title_note}"
+        )
+        with gr.Row():
+            query = gr.Textbox(label="Text query", placeholder="e.g. mbwa", elem_id="query", scale=3)
+            lang = gr.Dropdown(choices, value="auto", label="Language / adapter", elem_id="lang", scale=1)
+            k = gr.Slider(1, 32, value=8, step=1, label="Results", elem_id="k", scale=1)
+            compare = gr.Checkbox(value=has_base, label="Compare with base", elem_id="compare", scale=1)
+        with gr.Row():
+            search = gr.Button("Search", variant="primary", elem_id="search")
+        gr.Examples([list(e) for e in EXAMPLES], inputs=[query, lang], label="Examples (one click, then Search)")
+        with gr.Row():
+            upload = checked_image_class()(
+                type="pil", label="Or search by picture", elem_id="upload", height=200, sources=["upload", "clipboard"]
+            )
+            with gr.Column():
+                image_search_btn = gr.Button("Search by picture", elem_id="image-search")
+                captions = gr.Markdown(elem_id="captions")
+        status = gr.Markdown(elem_id="status")
+        with gr.Row():
+            adapted = gr.Gallery(label="adapted", elem_id="results", columns=4, height="auto")
+            base = gr.Gallery(label="base (frozen reference)", elem_id="results-base", columns=4, height="auto")
+        search.click(text_search, [query, lang, k, compare], [status, adapted, base])
+        query.submit(text_search, [query, lang, k, compare], [status, adapted, base])
+        image_search_btn.click(image_search, [upload, lang, k, compare], [status, adapted, base, captions])
+    return demo
+
+
+def launch(demo, gallery: Gallery, host: str = "127.0.0.1", port: int | None = None, share: bool = False, **kw):
+    """Serve the app: only the gallery folder is served, uploads are capped, nothing is shared unless asked."""
+    return demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        allowed_paths=[str(gallery.root)],
+        max_file_size=MAX_UPLOAD_BYTES,
+        **kw,
+    )

@@ -1,0 +1,1 @@
+"""Measuring a model: retrieval metrics, evaluation of splits and languages, zero-shot, reports, the study."""
