@@ -72,14 +72,14 @@ def run_adapt(
     torch.manual_seed(cfg.train.seed)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if is_main():
-        cfg.save(out_dir / RUN_CONFIG_NAME)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     vision, text = build_vision_tower(cfg.model.vision).to(device), build_text_tower(cfg.model.text).to(device)
     model = assemble(vision, text, cfg.model, cfg.train.seed).to(device)
     with main_process_first():
         data = prepare_data(records, model, eval_lang=cfg.data.lang, progress=progress and is_main())
+    out_dir.mkdir(parents=True, exist_ok=True)  # only now: bad data or a wrong tower name leaves no folder behind
+    if is_main():
+        cfg.save(out_dir / RUN_CONFIG_NAME)
     _say("image feature cache: " + ", ".join(f"{v}: {s}" for v, s in data.cache_stats.items()))
     sizes = {name: len(table) for name, table in data.splits.items()}
     _say(f"pairs: {sizes}; pictures: {len(data.picture_ids)}")

@@ -329,7 +329,7 @@ def load_run_config(recipe: str = "default", overrides: dict[str, Any] | None = 
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(f"recipe {path} is not valid YAML: {err}") from None
+        raise ConfigError(f"recipe {path} is not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping with {', '.join(SECTIONS)}; got {type(data).__name__}")
     data.setdefault("recipe", path.stem)

@@ -55,3 +55,9 @@ class PushError(MliltError, RuntimeError):
 
 class MissingPackageError(MliltError, ModuleNotFoundError):
     """A package a feature needs is not installed; the message gives the pip line."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none), for a one-line report."""
+    text = str(err).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(err).__name__

@@ -18,7 +18,7 @@ from huggingface_hub import HfApi, constants, get_token, snapshot_download
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from mlilt.constants import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, METRICS_NAME, REPORT_NAME
-from mlilt.errors import ConfigError, NotFoundError, PushError, RunFolderError
+from mlilt.errors import ConfigError, NotFoundError, PushError, RunFolderError, first_line
 from mlilt.hub.adapter_files import read_adapter_config
 from mlilt.hub.model_card import AdapterCardData
 from mlilt.version import __version__
@@ -117,6 +117,6 @@ def download(repo_id: str, revision: str | None = None) -> Path:
 
 def _describe(err: Exception) -> str:
     """One line about an error, with any token scrubbed."""
-    text = f"{type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+    text = f"{type(err).__name__}: {first_line(err)}"
     token = get_token() or os.environ.get("HF_TOKEN")
     return text.replace(token, "***") if token else text

@@ -14,7 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from mlilt.errors import TowerError
+from mlilt.errors import TowerError, first_line
 
 
 class TextTower(nn.Module):
@@ -113,9 +113,8 @@ def load_transformers_tower(name: str, source: str, pooling: str, prefix: str, m
             transformers.logging.set_verbosity(verbosity)
             transformers.logging.enable_progress_bar()
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TowerError(
-            f"could not load text model {name!r}: {first}\n"
+            f"could not load text model {name!r}: {first_line(err)}. "
             "Offline? Use the built-in tower (--text offline:multilingual-e5-small) or a local model folder."
         ) from err
     missing = [k for k in loading["missing_keys"] if not k.startswith("pooler.")]

@@ -9,7 +9,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from mlilt.errors import TowerError
+from mlilt.errors import TowerError, first_line
 
 VIEWS = ("plain", "flip", "zoom")
 ZOOM_KEEP = 0.8  # the "zoom" view keeps the central 80% of the picture
@@ -64,9 +64,8 @@ def load_timm_tower(name: str, weights: str | None = None) -> VisionTower:
     try:
         model = timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
     except (RuntimeError, OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise TowerError(
-            f"could not load the weights of vision model {name!r}: {first}\n"
+            f"could not load the weights of vision model {name!r}: {first_line(err)}. "
             "Offline? Use the built-in tower (--vision offline:efficientnet-lite0) or pass a local weights file "
             "(--vision-weights)."
         ) from err
