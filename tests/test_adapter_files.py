@@ -17,7 +17,7 @@ from helpers import TEXTS, draw_picture, tiny_model_config, trained_model
 
 
 @pytest.mark.parametrize(
-    "method,vision_method", [("adapters", "frozen"), ("lora", "adapters"), ("bitfit", "layernorm")]
+    "method,vision_method", [("adapters", "frozen"), ("lora", "adapters"), ("bitfit", "layernorm"), ("ia3", "frozen")]
 )
 def test_save_reload_gives_identical_embeddings(tiny_assets, tmp_path, method, vision_method):
     model = trained_model(tiny_assets, method=method, vision_method=vision_method)

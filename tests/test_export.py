@@ -19,7 +19,8 @@ def _trained(assets, method: str, prefix: str | None = None, pooling: str = "mea
 
 
 @pytest.mark.parametrize(
-    "method,prefix,pooling", [("layernorm", "query: ", "mean"), ("lora", None, "mean"), ("full", None, "cls")]
+    "method,prefix,pooling",
+    [("layernorm", "query: ", "mean"), ("lora", None, "mean"), ("ia3", None, "mean"), ("full", None, "cls")],
 )
 def test_export_gives_identical_text_embeddings(tiny_assets, tmp_path, method, prefix, pooling):
     model = _trained(tiny_assets, method, prefix, pooling)
@@ -28,7 +29,7 @@ def test_export_gives_identical_text_embeddings(tiny_assets, tmp_path, method, p
     got = st.encode(TEXTS, convert_to_tensor=True).cpu()
     assert torch.allclose(got, model.embed_texts(TEXTS), atol=1e-5)
     assert st.default_prompt_name == ("query" if prefix else None)
-    assert not any("lora_" in name for name in st.state_dict())  # merged: a plain transformers encoder
+    assert not any("lora_" in name or "ia3_" in name for name in st.state_dict())  # merged: a plain encoder
 
 
 def test_export_command_from_a_run_folder(tiny_assets, tmp_path, capsys):

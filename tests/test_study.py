@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from mlilt.cli.main import main
+import pytest
+
+from mlilt.cli.main import build_parser, main
+from mlilt.tuning.registry import method_names
 
 from helpers import adapt_args, tiny_recipe
 
@@ -29,6 +32,7 @@ def test_eval_writes_report_with_base_and_change(tiny_assets, shapes_dataset, tm
     assert "| en | adapted |" in md and "| en | change |" in md
 
 
+@pytest.mark.integration
 def test_tiny_study_end_to_end(tiny_assets, shapes_dataset, tmp_path, capsys):
     out = tmp_path / "study"
     args = [
@@ -52,7 +56,7 @@ def test_tiny_study_end_to_end(tiny_assets, shapes_dataset, tmp_path, capsys):
         "--config",
         str(tiny_recipe(tmp_path)),
         "--methods",
-        "frozen,layernorm,adapters,full",
+        "frozen,layernorm,ia3,adapters,full",
         "--fractions",
         "0.5",
         "--transfer-from",
@@ -61,8 +65,10 @@ def test_tiny_study_end_to_end(tiny_assets, shapes_dataset, tmp_path, capsys):
     assert main(args) == 0
     study = json.loads((out / "study.json").read_text())
     methods = {r["method"]: r for r in study["methods"]}
-    assert set(methods) == {"frozen", "layernorm", "adapters", "full"}
+    assert list(methods) == ["frozen", "layernorm", "ia3", "adapters", "full"]
     assert methods["frozen"]["trainable_percent"] < methods["layernorm"]["trainable_percent"]
+    assert methods["frozen"]["trainable_percent"] < methods["ia3"]["trainable_percent"]
+    assert methods["ia3"]["trainable_percent"] < methods["adapters"]["trainable_percent"]
     assert methods["layernorm"]["trainable_percent"] < methods["adapters"]["trainable_percent"]
     assert methods["adapters"]["trainable_percent"] < methods["full"]["trainable_percent"]
     full_r1 = methods["full"]["text_to_image_R@1"]
@@ -72,3 +78,8 @@ def test_tiny_study_end_to_end(tiny_assets, shapes_dataset, tmp_path, capsys):
     assert [c["fraction"] for c in curve] == [0.5, 1.0] and curve[0]["captions"] < curve[1]["captions"]
     assert (out / "recall_vs_trainable.png").exists() and (out / "learning_curve.png").exists()
     assert "| adapters |" in capsys.readouterr().out
+
+
+def test_the_study_compares_every_registered_text_method_by_default():
+    args = build_parser(["study"]).parse_args(["study", "--lang", "sw"])
+    assert args.methods.split(",") == method_names("text") and "ia3" in args.methods.split(",")

@@ -11,6 +11,7 @@ import transformers as tf
 from torch import nn
 
 from mlilt.config import TowerConfig
+from mlilt.tuning import registry, sites
 from mlilt.tuning.adapters import ADAPTER_ATTR, BottleneckAdapter, adapter_sites
 from mlilt.tuning.parameters import count_parameters
 from mlilt.tuning.registry import apply_method
@@ -124,3 +125,101 @@ def test_lilt_parameter_shares_on_base_sized_encoders(config):
     assert 1.0 < shares["adapters"] < 7.0
     assert shares["layernorm"] < 1.0
     assert shares["bitfit"] < 1.0 and shares["lora"] < 1.0
+
+
+@pytest.mark.parametrize("kind", ["xlm-roberta", "bert", "distilbert"])
+def test_ia3_starts_as_the_pretrained_model_and_trains_only_its_vectors(kind):
+    """(IA)³: one vector on the keys, one on the values, one on the feed-forward activations, per layer."""
+    torch.manual_seed(0)
+    model = tiny_text_model(kind).eval()
+    ids = torch.randint(5, 300, (3, 9))
+    before = model(input_ids=ids).last_hidden_state
+    scaled = apply_method(copy.deepcopy(model), _cfg("ia3")).eval()
+    assert torch.equal(before, scaled(input_ids=ids).last_hidden_state)  # the vectors start at one
+    trained = {n: p for n, p in scaled.named_parameters() if p.requires_grad}
+    assert trained and all("ia3_l" in n for n in trained)
+    sizes = sorted(p.numel() for p in trained.values())
+    assert sizes == [32] * 4 + [64] * 2  # keys and values (hidden 32), FFN activations (intermediate 64); 2 layers
+    assert count_parameters(scaled).trainable == 2 * (32 + 32 + 64)
+    with torch.no_grad():
+        for p in trained.values():
+            p.mul_(1.5)
+    assert not torch.allclose(before, scaled(input_ids=ids).last_hidden_state)
+
+
+def test_ia3_refuses_a_fused_qkv():
+    vit = timm.create_model("test_vit", pretrained=False, num_classes=0)
+    with pytest.raises(ValueError, match="fused qkv"):
+        apply_method(vit, _cfg("ia3"))
+
+
+def _tiny_timm(name: str, **kw) -> nn.Module:
+    common = dict(pretrained=False, num_classes=0, img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2)
+    return timm.create_model(name, **(common | kw)).eval()
+
+
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("vit_tiny_patch16_224", {}),
+        ("deit_tiny_patch16_224", {}),
+        ("beit_base_patch16_224", {}),
+        ("eva02_tiny_patch14_224", {}),
+        ("eva02_tiny_patch14_224", {"qkv_fused": False}),
+    ],
+)
+def test_timm_families_get_adapters_and_lora(name, kw):
+    """Each family's table entry: two adapters per block that start as the identity, LoRA on the attention."""
+    torch.manual_seed(0)
+    pixels = torch.randn(2, 3, 32, 32)
+    tower = _tiny_timm(name, **kw)
+    before = tower(pixels)
+    apply_method(tower, _cfg("adapters"))
+    assert torch.equal(before, tower(pixels))
+    assert len([m for m in tower.modules() if isinstance(m, BottleneckAdapter)]) == 2 * 2
+    lora = apply_method(_tiny_timm(name, **kw), _cfg("lora", lora_rank=2))
+    targets = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n, p in lora.named_parameters() if p.requires_grad}
+    assert targets == ({"q_proj", "k_proj", "v_proj"} if kw else {"qkv"})
+
+
+def test_a_new_layer_family_is_one_table_entry(monkeypatch):
+    class Block(nn.Module):  # a model family mlilt has never seen
+        def __init__(self):
+            super().__init__()
+            self.mix, self.out = nn.Linear(8, 8), nn.Linear(8, 8)
+
+        def forward(self, x):
+            return x + self.out(torch.relu(self.mix(x)))
+
+    tower = nn.Sequential(Block(), Block())
+    with pytest.raises(ValueError, match="LAYER_FAMILIES"):
+        apply_method(copy.deepcopy(tower), _cfg("adapters"))
+    key = f"{Block.__module__}.{Block.__qualname__}"
+    monkeypatch.setitem(
+        sites.LAYER_FAMILIES, key, sites.LayerFamily("toy", adapter_sites=("out",), attention=("mix",))
+    )
+    apply_method(tower, _cfg("adapters"))
+    assert [type(getattr(b.out, ADAPTER_ATTR)) for b in tower] == [BottleneckAdapter] * 2
+
+
+def test_a_new_method_is_one_registration(monkeypatch):
+    """A method registered once is accepted by configs, listed for the CLI and applied like the built-in ones."""
+
+    def queries_only(tower, config):
+        for name, module in tower.named_modules():
+            if name.endswith("attention.self.query"):
+                module.requires_grad_(True)
+
+    method = registry.TuningMethod(
+        "queries",
+        queries_only,
+        "only the attention query projections.",
+        towers=("text",),
+        merge=registry.merge_nothing,
+    )
+    monkeypatch.setitem(registry._METHODS, method.name, method)
+    assert "queries" in registry.method_names("text") and "queries" not in registry.method_names("vision")
+    model = apply_method(tiny_text_model("bert"), _cfg("queries"))
+    assert {n.split(".")[-2] for n in _trainable_names(model)} == {"query"}
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register_method(method)
