@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Set up (scripts/bootstrap.sh) and run the whole test suite, the real offline towers included.
+# Set up (scripts/bootstrap.sh), lint, and run the whole test suite: the real offline towers, the subprocess and
+# torchrun runs, a wheel built and installed into a fresh venv, and the demo in headless Chromium.
+# A developer's fast loop instead: .venv/bin/python -m pytest -m "not slow and not integration and not browser"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -9,5 +11,7 @@ if [ ! -x /usr/bin/chromium ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -116,6 +116,7 @@ def _checkpoint_step(path: Path) -> int:
         return -1
 
 
+@pytest.mark.integration
 def test_resume_after_sigkill_ends_where_an_uninterrupted_run_ends(tiny_assets, shapes_dataset, tmp_path):
     env = {**os.environ, "MLILT_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     recipe = str(tiny_recipe(tmp_path, checkpoint_every=3))
@@ -158,6 +159,7 @@ def dropout_free_text(tmp_path_factory):
     return str(folder)
 
 
+@pytest.mark.integration
 def test_two_processes_match_one(tiny_assets, shapes_dataset, tmp_path, dropout_free_text):
     """torchrun with gloo on CPU: each process takes half of every batch; gathered negatives make it equal."""
     assets = {**tiny_assets, "text": dropout_free_text}

@@ -138,6 +138,7 @@ def _result_files(page, elem: str, count: int) -> list[str]:
     return [Path(src.split("?")[0]).name for src in page.eval_on_selector_all(selector, "els => els.map(e => e.src)")]
 
 
+@pytest.mark.browser
 def test_swahili_text_query_shows_the_library_ranking(page, setup):
     expected = [Path(h.path).name for h in setup["lm"].adapted.search_text("rangi nyekundu", 3)]
     expected_base = [Path(h.path).name for h in setup["lm"].base.search_text("rangi nyekundu", 3)]
@@ -152,6 +153,7 @@ def test_swahili_text_query_shows_the_library_ranking(page, setup):
     assert expected[0].removesuffix(".png") in page.inner_text("#results")
 
 
+@pytest.mark.browser
 def test_image_upload_finds_the_same_picture(page, setup):
     picture = setup["root"] / "gallery" / "blue-triangle.png"
     page.locator("#upload input[type=file]").set_input_files(str(picture))
@@ -162,6 +164,7 @@ def test_image_upload_finds_the_same_picture(page, setup):
     assert any(c in page.inner_text("#captions") for c in CAPTIONS)
 
 
+@pytest.mark.browser
 def test_non_picture_upload_gets_a_message(page, setup, tmp_path):
     bogus = tmp_path / "notes.png"
     bogus.write_text("this is text, not a picture")

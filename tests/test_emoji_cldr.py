@@ -98,6 +98,7 @@ def test_rendered_image_is_rgb_and_not_blank(manifest):
     assert (pixels[0, 0] == 255).all()  # white background
 
 
+@pytest.mark.slow  # renders every picture twice
 def test_interrupted_build_is_redone(tmp_path, monkeypatch):
     monkeypatch.setenv("MLILT_CACHE", str(tmp_path))
     root = build_emoji_cldr()
