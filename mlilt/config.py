@@ -238,16 +238,8 @@ class TrainConfig:
 
     def __post_init__(self):
         _check_fields(self)
-        _at_least(
-            self,
-            epochs=1,
-            checkpoint_every=1,
-            num_threads=0,
-            head_warmup_epochs=0,
-            seed=0,
-            weight_decay=0,
-            grad_clip=0,
-        )
+        _at_least(self, epochs=1, checkpoint_every=1, num_threads=0, head_warmup_epochs=0)
+        _at_least(self, seed=0, weight_decay=0, grad_clip=0)
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be >= 2 (contrastive learning needs negatives), got {self.batch_size}")
         for name in ("lr", "head_lr", "warm_head_lr"):

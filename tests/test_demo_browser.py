@@ -56,30 +56,27 @@ def setup(tiny_assets, tmp_path_factory):
     _save(tiny_assets, root / "run-no-ref", "layernorm", seed=3)
     gallery = folder_gallery(root / "gallery")
     logs: list[str] = []
-    lm = load_language(
-        str(root / "run"),
-        gallery,
+    setup = {"root": root, "gallery": gallery}
+    return setup | {"lm": _load(setup, "run", log=logs.append), "logs": logs}
+
+
+def _load(setup: dict, run: str, captions: list[str] = CAPTIONS, log=lambda _: None):
+    """One language of the demo from a run folder of the fixture, indexed through the fixture's feature cache."""
+    return load_language(
+        str(setup["root"] / run),
+        setup["gallery"],
         "exact",
-        captions=CAPTIONS,
-        cache_root=root / "features",
+        captions=captions,
+        cache_root=setup["root"] / "features",
         progress=False,
-        log=logs.append,
+        log=log,
     )
-    return {"root": root, "gallery": gallery, "lm": lm, "logs": logs}
 
 
 def test_index_reports_cache_and_reuses_it(setup):
     assert any("6 computed" in line for line in setup["logs"])  # first indexing computes every picture
     logs: list[str] = []
-    load_language(
-        str(setup["root"] / "run"),
-        setup["gallery"],
-        "exact",
-        captions=CAPTIONS,
-        cache_root=setup["root"] / "features",
-        progress=False,
-        log=logs.append,
-    )
+    _load(setup, "run", log=logs.append)
     assert len(logs) == 2 and all("6 cached, 0 computed" in line for line in logs)  # adapted and base
 
 
@@ -107,15 +104,7 @@ def page(setup):
     if not CHROMIUM.exists():
         pytest.skip("needs Debian's chromium: apt-get install -y chromium chromium-driver")
     sync_playwright = pytest.importorskip("playwright.sync_api").sync_playwright
-    no_ref = load_language(
-        str(setup["root"] / "run-no-ref"),
-        setup["gallery"],
-        "exact",
-        captions=CAPTIONS,
-        cache_root=setup["root"] / "features",
-        progress=False,
-        log=lambda _: None,
-    )
+    no_ref = _load(setup, "run-no-ref")
     no_ref.lang = "yo"  # a second language, so the picker has a choice
     demo = build_demo([setup["lm"], no_ref])
     port = _free_port()
@@ -179,13 +168,5 @@ def test_non_picture_upload_gets_a_message(page, setup, tmp_path):
 
 
 def test_base_needs_a_reference(setup):
-    demo_lm = load_language(
-        str(setup["root"] / "run-no-ref"),
-        setup["gallery"],
-        "exact",
-        captions=[],
-        cache_root=setup["root"] / "features",
-        progress=False,
-        log=lambda _: None,
-    )
+    demo_lm = _load(setup, "run-no-ref", captions=[])
     assert demo_lm.base is None and "reference-frozen" in NO_BASE

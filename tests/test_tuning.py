@@ -27,15 +27,18 @@ def _trainable_names(model: nn.Module) -> list[str]:
     return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
-@pytest.mark.parametrize("kind", ["xlm-roberta", "bert", "distilbert"])
-def test_adapters_start_as_the_pretrained_model(kind):
+def _tuned_copy(kind: str, config: TowerConfig):
+    """A tiny encoder, a copy of it with ``config``'s method applied, token ids, and the encoder's output on them."""
     torch.manual_seed(0)
     model = tiny_text_model(kind).eval()
     ids = torch.randint(5, 300, (3, 9))
-    before = model(input_ids=ids).last_hidden_state
-    adapted = apply_method(copy.deepcopy(model), _cfg("adapters", reduction_factor=4)).eval()
-    after = adapted(input_ids=ids).last_hidden_state
-    assert torch.equal(before, after)
+    return model, apply_method(copy.deepcopy(model), config).eval(), ids, model(input_ids=ids).last_hidden_state
+
+
+@pytest.mark.parametrize("kind", ["xlm-roberta", "bert", "distilbert"])
+def test_adapters_start_as_the_pretrained_model(kind):
+    model, adapted, ids, before = _tuned_copy(kind, _cfg("adapters", reduction_factor=4))
+    assert torch.equal(before, adapted(input_ids=ids).last_hidden_state)
     # two adapters per layer (after attention output and feed-forward output), 2 layers
     adapters = [m for m in adapted.modules() if isinstance(m, BottleneckAdapter)]
     assert len(adapters) == 4
@@ -130,11 +133,7 @@ def test_lilt_parameter_shares_on_base_sized_encoders(config):
 @pytest.mark.parametrize("kind", ["xlm-roberta", "bert", "distilbert"])
 def test_ia3_starts_as_the_pretrained_model_and_trains_only_its_vectors(kind):
     """(IA)³: one vector on the keys, one on the values, one on the feed-forward activations, per layer."""
-    torch.manual_seed(0)
-    model = tiny_text_model(kind).eval()
-    ids = torch.randint(5, 300, (3, 9))
-    before = model(input_ids=ids).last_hidden_state
-    scaled = apply_method(copy.deepcopy(model), _cfg("ia3")).eval()
+    _, scaled, ids, before = _tuned_copy(kind, _cfg("ia3"))
     assert torch.equal(before, scaled(input_ids=ids).last_hidden_state)  # the vectors start at one
     trained = {n: p for n, p in scaled.named_parameters() if p.requires_grad}
     assert trained and all("ia3_l" in n for n in trained)
