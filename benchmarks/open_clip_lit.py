@@ -71,7 +71,7 @@ import time
 from pathlib import Path
 
 from mlilt.adapt import training_records
-from mlilt.config import TrainConfig, load_run_config
+from mlilt.config import ModelConfig, TrainConfig, load_run_config
 from mlilt.data.validate import validate_records
 from mlilt.evaluation.metrics import retrieval_metrics
 from mlilt.evaluation.study import adapt_command
@@ -86,7 +86,7 @@ PIP_LINE = (
     "pip install --no-deps open-clip-torch==3.3.0 ftfy==6.3.1 wcwidth==0.9.4 braceexpand==0.1.7 webdataset==1.0.2"
 )
 MODEL_NAME = "mlilt-effnetlite0-e5small"  # the open_clip model config this script registers
-EMBED_DIM, CONTEXT_LENGTH = 256, 64
+EMBED_DIM, CONTEXT_LENGTH = ModelConfig().embed_dim, ModelConfig().text.max_length  # mlilt's defaults
 # open_clip has one lr for everything: the like-for-like comparison in docs/benchmarks.md gives both sides 3e-4
 # (mlilt's default recipe trains the tower at TrainConfig().lr after a heads warm-up at head_lr).
 COMPARISON_LR = 3e-4
@@ -497,7 +497,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="comma-separated mlilt methods (default: adapters and the --text-mode one)",
     )
-    parser.add_argument("--batch-size", type=int, default=128, help="pairs per step on both sides")
+    parser.add_argument("--batch-size", type=int, default=RECIPE.batch_size, help="pairs per step on both sides")
     parser.add_argument(
         "--lr",
         type=float,

@@ -16,12 +16,12 @@ import torch
 import transformers as tf
 from torch import nn
 
-from mlilt.config import TowerConfig
+from mlilt.config import ModelConfig, TowerConfig
 from mlilt.errors import TuningError
 from mlilt.tuning.parameters import count_parameters
 from mlilt.tuning.registry import apply_method, method_names
 
-EMBED = 256
+EMBED = ModelConfig().embed_dim  # the default recipe's shared space
 TEXT_METHODS = method_names("text")
 VISION_METHODS = method_names("vision")
 

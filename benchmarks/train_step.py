@@ -56,7 +56,7 @@ import transformers
 from torch import nn
 from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaModel
 
-from mlilt.config import load_run_config
+from mlilt.config import TrainConfig, load_run_config
 from mlilt.data.emoji_cldr import load_emoji_cldr
 from mlilt.data.prepare import CaptionTable, PreparedData, epoch_batches
 from mlilt.model import DualEncoder, assemble
@@ -445,7 +445,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, towers: str) -> None:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_arguments(parser, "offline,base")
-    parser.add_argument("--batch-size", type=int, default=128, help="pairs per step (default 128)")
+    parser.add_argument(
+        "--batch-size", type=int, default=TrainConfig().batch_size, help="pairs per step (default: the recipe's)"
+    )
     parser.add_argument("--offline-batch-size", type=int, help="override for the offline set")
     parser.add_argument("--base-batch-size", type=int, help="override for the base set (default: 32 on CPU)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
