@@ -1,7 +1,9 @@
-"""Where mlilt keeps what it builds once: converted weights, rendered pictures, frozen features."""
+"""Where mlilt keeps what it builds once (converted weights, rendered pictures, frozen features), and how it
+checks that what it finds there is what it wrote: content checksums recorded at creation."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -21,3 +23,28 @@ def cache_dir(*parts: str) -> Path:
     path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def folder_digests(folder: Path, leave_out: tuple[str, ...] = ()) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under ``folder`` (but ``leave_out``), to record at creation."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in leave_out)
+    return {str(p.relative_to(folder)): file_sha256(p) for p in files}
+
+
+def damaged_files(folder: Path, recorded: dict[str, str]) -> list[str]:
+    """The recorded files that are missing or whose content no longer matches their checksum."""
+    damaged = []
+    for name, digest in recorded.items():
+        path = folder / name
+        if not path.is_file() or file_sha256(path) != digest:
+            damaged.append(name)
+    return damaged

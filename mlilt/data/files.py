@@ -2,23 +2,44 @@
 
 Each record needs ``image`` (a path, relative to the file, or a URL) and ``caption``; ``lang``,
 ``image_id`` (default: the image path), ``split`` (default: a hash split by picture), ``source`` and
-``primary`` are optional. Several captions per picture are simply several records.
+``primary`` are optional. Several captions per picture are simply several records. CSV files may start with
+a byte-order mark.
+
+Picture URLs are downloaded once into the cache, several at a time, with a progress bar and a timeout; only a
+complete download that is a picture is kept. A failed one is printed with its reason and left as the URL,
+which validation then counts as ``download_failed``: it never stops the run on its own, and nothing that is
+not a picture is ever cached as one.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import http.client
+import io
 import json
+import os
+import sys
+import tempfile
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
 from mlilt.cache import cache_dir
 from mlilt.data.records import SPLITS, CaptionRecord, split_of
-from mlilt.errors import DataError, NotFoundError
+from mlilt.errors import DataError, NotFoundError, first_line
 
 CAPTION_FILE_NAMES = ("captions.jsonl", "captions.csv")
 CAPTION_SUFFIXES = (".jsonl", ".csv")
+DOWNLOAD_TIMEOUT = 10.0  # seconds a picture URL may take to answer (and between bytes)
+DOWNLOAD_WORKERS = 8
+
+
+def is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
 
 
 def is_caption_path(path: Path) -> bool:
@@ -43,12 +64,15 @@ def load_caption_path(source: str, lang: str | None = None) -> list[CaptionRecor
 
 def load_caption_file(path: Path, lang: str | None = None) -> list[CaptionRecord]:
     rows = _read_rows(path)
-    records = []
     for number, row in enumerate(rows, start=1):
         if "image" not in row or "caption" not in row:
             raise DataError(f"{path}, record {number}: needs 'image' and 'caption' fields, has {sorted(row)}")
-        image = _localise(str(row["image"]), path.parent)
-        records.append(caption_record(row, image, str(row["image"]), lang))
+    local = download_pictures(sorted({str(row["image"]) for row in rows if is_url(str(row["image"]))}))
+    records = []
+    for row in rows:
+        image = str(row["image"])
+        where = local.get(image, image) if is_url(image) else _relative_to(image, path.parent)
+        records.append(caption_record(row, where, image, lang))
     return records
 
 
@@ -60,7 +84,7 @@ def caption_record(row: dict, image: str, default_id: str, lang: str | None) -> 
         raise DataError(f"split {split!r} of {image_id} is not one of {SPLITS}")
     return CaptionRecord(
         image=image,
-        caption=row["caption"] if isinstance(row["caption"], str) else "",
+        caption=row["caption"],  # as read: validation turns numbers into text and reports anything else
         image_id=image_id,
         split=split,
         lang=row.get("lang") or lang,
@@ -71,29 +95,63 @@ def caption_record(row: dict, image: str, default_id: str, lang: str | None) -> 
 
 def _read_rows(path: Path) -> list[dict]:
     if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not a field name
             return list(csv.DictReader(handle))
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as err:
             raise DataError(f"{path}, line {number}: not valid JSON ({err})") from err
+        if not isinstance(row, dict):
+            raise DataError(
+                f"{path}, line {number}: expected a JSON object with 'image' and 'caption', got {line.strip()[:60]}"
+            )
+        rows.append(row)
     return rows
 
 
-def _localise(image: str, base: Path) -> str:
-    """A URL is downloaded once into the cache; a relative path is taken relative to the caption file."""
-    if image.startswith(("http://", "https://")):
-        target = cache_dir("downloads") / (hashlib.sha256(image.encode()).hexdigest()[:24] + Path(image).suffix[:5])
-        if not target.exists():
-            try:
-                with urllib.request.urlopen(image, timeout=20) as response:
-                    target.write_bytes(response.read())
-            except OSError:
-                return image  # reported as a missing image by validation
-        return str(target)
+def _relative_to(image: str, base: Path) -> str:
+    """A relative picture path is taken relative to the caption file."""
     path = Path(image)
     return str(path if path.is_absolute() else (base / path).resolve())
+
+
+def download_pictures(urls: list[str]) -> dict[str, str]:
+    """URL -> local file of each picture downloaded (or found in the cache); failed ones are left out and printed."""
+    folder = cache_dir("downloads")
+    targets = {url: folder / (hashlib.sha256(url.encode()).hexdigest()[:24] + Path(url).suffix[:5]) for url in urls}
+    todo = [url for url in urls if not targets[url].is_file()]
+    if todo:
+        with (
+            ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool,
+            tqdm(
+                total=len(todo), desc="downloading pictures", unit="pic", file=sys.stderr, disable=len(todo) < 4
+            ) as bar,
+        ):
+            for url, problem in zip(todo, pool.map(lambda u: _download(u, targets[u]), todo)):
+                bar.update(1)
+                if problem:
+                    tqdm.write(f"mlilt: could not download {url}: {problem}", file=sys.stderr)
+    return {url: str(target) for url, target in targets.items() if target.is_file()}
+
+
+def _download(url: str, target: Path) -> str | None:
+    """Fetch one picture into ``target`` (atomically, only if complete and a picture); the problem, or None."""
+    try:
+        with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT) as response:
+            data, kind = response.read(), response.headers.get_content_type()
+    except (OSError, http.client.HTTPException, ValueError) as err:  # refused, timed out, cut off mid-way
+        return f"{type(err).__name__}: {first_line(err)}"
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.verify()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return f"not a picture ({kind}, {len(data):,} bytes); nothing was cached"
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, target)
+    return None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mlilt.cache import cache_dir
 from mlilt.data.files import caption_record
+from mlilt.data.images import save_png
 from mlilt.data.records import SPLITS, CaptionRecord
 from mlilt.errors import DataError, NotFoundError
 
@@ -35,7 +36,7 @@ def load_hf_dataset(
             image_id = str(row.get("image_id") or f"{part or 'data'}-{index}")
             path = folder / f"{hashlib.sha256(image_id.encode()).hexdigest()[:24]}.png"
             if not path.exists():
-                row[image_column].convert("RGB").save(path)
+                save_png(row[image_column], path)
             captions = row[caption_column] if isinstance(row[caption_column], list) else [row[caption_column]]
             split = part if part in SPLITS else None
             for caption in captions:

