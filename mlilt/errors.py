@@ -47,6 +47,14 @@ class RunFolderError(MliltError, FileExistsError):
     """A run folder cannot be used for this run (it holds a finished run, an interrupted one, or other files)."""
 
 
+class DivergedError(MliltError, FloatingPointError):
+    """Training produced a NaN or infinite loss or gradient; the message names the step and what to change."""
+
+
+class NotFiniteError(MliltError, ValueError):
+    """Numbers that must be finite (similarity scores, weights, features) are NaN or infinite."""
+
+
 class PushError(MliltError, RuntimeError):
     """An upload to the Hugging Face Hub failed; the staged folder is kept."""
 

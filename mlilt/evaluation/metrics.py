@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from mlilt.errors import NotFiniteError
+
 RECALL_AT = (1, 5, 10)
 PRIMARY_METRIC = "text_to_image_R@1"
 
@@ -28,6 +30,12 @@ def retrieval_metrics(similarity: torch.Tensor, caption_to_picture: torch.Tensor
         ``text_to_image_R@1`` ... ``image_to_text_R@10``, ``*_median_rank``, ``mean_recall``.
     """
     similarity = similarity.float()
+    bad = int((~torch.isfinite(similarity)).sum())
+    if bad:  # a NaN compares false with everything, so it would rank first: never report such a recall
+        raise NotFiniteError(
+            f"{bad} of {similarity.numel()} similarity scores are NaN or infinite: the model's weights or features "
+            "are not finite (a diverged run, or a damaged file); no recall is reported"
+        )
     n_captions, n_pictures = similarity.shape
     rows = torch.arange(n_captions)
     positive = similarity[rows, caption_to_picture]

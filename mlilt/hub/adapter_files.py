@@ -10,19 +10,24 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
+import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from mlilt.config import ModelConfig
 from mlilt.constants import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME
-from mlilt.errors import AdapterMismatchError, NotFoundError
+from mlilt.errors import AdapterMismatchError, NotFoundError, first_line
 from mlilt.model import DualEncoder, build_model, trainable_state
 from mlilt.version import __version__
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 FORMAT_VERSION = 1
+MAX_CONFIG_BYTES = 1 << 20
+MAX_WEIGHTS_BYTES = 1 << 34  # 16 GiB: a full fine-tune of a large tower, with room to spare
 
 
 def adapter_config(model: DualEncoder, info: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -68,20 +73,35 @@ def read_adapter_config(folder: Path) -> dict[str, Any]:
     path = folder / ADAPTER_CONFIG_NAME
     if not path.exists():
         raise NotFoundError(f"{folder} has no {ADAPTER_CONFIG_NAME}: is this an mlilt run or adapter folder?")
+    _regular_file(path, MAX_CONFIG_BYTES)
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
+        model = config["model"]
         ModelConfig(
-            text=config["model"]["text"],
-            vision=config["model"]["vision"],
-            **{k: v for k, v in config["model"].items() if k not in ("text", "vision")},
+            text=model["text"],
+            vision=model["vision"],
+            **{k: v for k, v in model.items() if k not in ("text", "vision")},
         )
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-        raise AdapterMismatchError(f"{path} is malformed: {err}") from err
+        sizes_ok = all(isinstance(config[k], int) for k in ("text_hidden_size", "vision_num_features"))
+        if not sizes_ok or not isinstance(config.get("format_version", 0), int):
+            raise TypeError("text_hidden_size, vision_num_features and format_version must be whole numbers")
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+        raise AdapterMismatchError(f"{path} is malformed ({type(err).__name__}: {first_line(err)})") from None
     if config.get("format_version", 0) > FORMAT_VERSION:
         raise AdapterMismatchError(f"{path} needs a newer mlilt (format {config['format_version']})")
     if not (folder / ADAPTER_WEIGHTS_NAME).exists():
         raise NotFoundError(f"{folder} has no {ADAPTER_WEIGHTS_NAME}")
+    _regular_file(folder / ADAPTER_WEIGHTS_NAME, MAX_WEIGHTS_BYTES)
     return config
+
+
+def _regular_file(path: Path, max_bytes: int) -> None:
+    """Refuse what is not a plain file (a FIFO would block, a device never ends) or is implausibly large."""
+    info = path.stat()  # follows a link: what is read is what it points to
+    if not stat.S_ISREG(info.st_mode):
+        raise AdapterMismatchError(f"{path} is not a regular file (a pipe, a device or a folder); refusing to read it")
+    if info.st_size > max_bytes:
+        raise AdapterMismatchError(f"{path} is {info.st_size:,} bytes, more than an adapter file can be")
 
 
 def model_config_of(folder: Path) -> ModelConfig:
@@ -114,7 +134,13 @@ def load_adapter_into(model: DualEncoder, folder: Path) -> DualEncoder:
                 f"{folder}: {side} method {config['model'][side]['method']!r} does not match "
                 f"this model's {getattr(model.config, side).method!r}"
             )
-    weights = load_file(str(folder / ADAPTER_WEIGHTS_NAME))
+    try:
+        weights = load_file(str(folder / ADAPTER_WEIGHTS_NAME))
+    except (SafetensorError, OSError) as err:
+        raise AdapterMismatchError(
+            f"{folder / ADAPTER_WEIGHTS_NAME} cannot be read ({first_line(err)}): it is truncated or not a "
+            "safetensors file"
+        ) from None
     own = trainable_state(model)
     missing, unexpected = sorted(set(own) - set(weights)), sorted(set(weights) - set(own))
     if missing or unexpected:
@@ -123,6 +149,12 @@ def load_adapter_into(model: DualEncoder, folder: Path) -> DualEncoder:
         if tensor.shape != own[name].shape:
             raise AdapterMismatchError(
                 f"{folder}: {name} has shape {tuple(tensor.shape)}, the model expects {tuple(own[name].shape)}"
+            )
+        bad = int((~torch.isfinite(tensor)).sum())
+        if bad:
+            raise AdapterMismatchError(
+                f"{folder}: {name} holds {bad} NaN or infinite values: the run that wrote it diverged, or the file "
+                "is damaged. Retrain (with a lower --lr if training diverged)."
             )
     model.load_state_dict(weights, strict=False)
     return model

@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from mlilt.errors import RunFolderError
+from mlilt.errors import RunFolderError, first_line
 from mlilt.model import trainable_state
 
 
@@ -26,6 +26,12 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     tmp = path.with_suffix(".tmp")
     save_file(tensors, str(tmp), metadata={"state": json.dumps(state)})
     os.replace(tmp, path)
+
+
+def checkpoint_state(path: Path) -> dict:
+    """The progress a checkpoint records (step, best epoch and metric, history, seconds), read from its header."""
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads(handle.metadata()["state"])
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
@@ -48,11 +54,45 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     return state
 
 
+def verify_checkpoint(path: Path) -> dict:
+    """Read a whole checkpoint and check it can be resumed from (before anything trains); returns its state.
+
+    Raises:
+        RunFolderError: It is truncated, unreadable, or its RNG state cannot be restored; the message names it.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            state = json.loads(handle.metadata()["state"])
+            tensors = {k: handle.get_tensor(k) for k in handle.keys()}
+        torch.Generator().set_state(tensors["rng.torch"])  # the stored RNG state must be a valid one
+        int(state["step"])
+    except (SafetensorError, OSError, KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise RunFolderError(
+            f"--resume: the checkpoint {path} is damaged ({type(err).__name__}: {first_line(err)}); this run "
+            "cannot be continued: start it again with another --out (or delete the folder)"
+        ) from None
+    return state
+
+
+def read_log(path: Path) -> list[dict]:
+    """The step records of ``metrics.jsonl``; a last line cut short by a kill is dropped, any other bad line named."""
+    if not path.exists():
+        return []
+    lines = path.read_text(encoding="utf-8").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                break  # written when the process died
+            raise RunFolderError(f"{path}, line {number} is damaged ({err}); delete that line and resume") from None
+    return records
+
+
 def truncate_log(path: Path, step: int) -> None:
     """Drop log lines written after the checkpoint we resume from (they will be written again)."""
     if not path.exists():
         return
-    kept = [
-        line for line in path.read_text(encoding="utf-8").splitlines() if line and json.loads(line)["step"] <= step
-    ]
+    kept = [json.dumps(record) for record in read_log(path) if record["step"] <= step]
     path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")

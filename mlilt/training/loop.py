@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 from mlilt.config import TrainConfig
 from mlilt.constants import CHECKPOINT_NAME, STEP_METRICS_NAME
 from mlilt.data.prepare import CaptionTable, PreparedData, epoch_batches
-from mlilt.errors import ConfigError, DataError
+from mlilt.errors import ConfigError, DataError, DivergedError
 from mlilt.evaluation.metrics import PRIMARY_METRIC
 from mlilt.evaluation.retrieval import embed_pairs, evaluate_table
 from mlilt.hub.adapter_files import save_adapter
@@ -40,8 +40,14 @@ class TrainResult:
     best_epoch: int
     best_metric: float
     history: list[dict] = field(default_factory=list)  # one entry per epoch
-    seconds: float = 0.0
+    seconds: float = 0.0  # training wall time, over every process of a resumed run
     steps: int = 0
+    skipped_steps: int = 0  # steps with a non-finite loss or gradient (skip_nonfinite_steps)
+
+
+def is_finite(loss: torch.Tensor, grad_norm: torch.Tensor) -> bool:
+    """Whether a step's loss and gradient norm are finite numbers (a NaN anywhere in the gradient shows here)."""
+    return bool(torch.isfinite(loss) and torch.isfinite(grad_norm))
 
 
 def make_optimizer(model: DualEncoder, cfg: TrainConfig) -> torch.optim.AdamW:
@@ -78,7 +84,8 @@ def training_step(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step on the pairs ``idx`` (this process's slice of the batch); returns (loss, grad norm).
 
-    Under torch.distributed the loss sees every process's embeddings and gradients are averaged.
+    Under torch.distributed the loss sees every process's embeddings and gradients are averaged. A step whose
+    loss or gradient is not finite updates nothing (see :func:`is_finite`); the caller decides what follows.
     """
     params = [p for group in optimizer.param_groups for p in group["params"]]
     with autocast or nullcontext():
@@ -87,8 +94,9 @@ def training_step(
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     average_gradients(params)
-    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip) if grad_clip else torch.tensor(0.0)
-    optimizer.step()
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, grad_clip or float("inf"))  # inf: measured, not clipped
+    if is_finite(loss, grad_norm):
+        optimizer.step()
     return loss.detach(), grad_norm
 
 
@@ -119,7 +127,7 @@ def train(
     views = list(data.image_features) or ["plain"]
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
-    state = {"step": 0, "best_metric": -1.0, "best_epoch": -1, "history": []}
+    state = {"step": 0, "best_metric": -1.0, "best_epoch": -1, "history": [], "skipped_steps": 0}
     if resume and (out_dir / CHECKPOINT_NAME).exists():
         state = load_checkpoint(out_dir / CHECKPOINT_NAME, model, optimizer)
         truncate_log(out_dir / STEP_METRICS_NAME, state["step"])
@@ -149,6 +157,16 @@ def train(
             loss, grad_norm = training_step(
                 model, data, train_table, batch[rank::world], view, optimizer, loss_fn, cfg.grad_clip, autocast
             )
+            if not is_finite(loss, grad_norm):
+                if not cfg.skip_nonfinite_steps:
+                    raise DivergedError(
+                        f"training diverged at step {step + 1} of {total_steps} (epoch {epoch + 1}): the loss is "
+                        f"{loss.item():.4g} and the gradient norm {float(grad_norm):.4g}, so no weight was updated "
+                        f"with them and no result is reported. Start again with a lower learning rate (--lr, now "
+                        f"{cfg.lr:g}; the heads' {cfg.head_lr:g}) in another --out (or delete {out_dir}), or pass "
+                        "--skip-nonfinite-steps to skip such steps (they are counted)."
+                    )
+                state["skipped_steps"] = state.get("skipped_steps", 0) + 1
             state["step"] = step + 1
             seconds = time.perf_counter() - tick
             if log:
@@ -194,6 +212,12 @@ def train(
     if log:
         log.close()
     barrier()  # every process sees the final adapter files before it goes on
+    total_seconds = seconds_before + time.perf_counter() - started
     return TrainResult(
-        state["best_epoch"], state["best_metric"], state["history"], time.perf_counter() - started, state["step"]
+        state["best_epoch"],
+        state["best_metric"],
+        state["history"],
+        total_seconds,
+        state["step"],
+        state.get("skipped_steps", 0),
     )
