@@ -14,6 +14,7 @@ import resource
 import sys
 import time
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -31,11 +32,13 @@ from mlilt.data.prepare import PreparedData
 from mlilt.data.records import CaptionRecord
 from mlilt.data.scarcity import limit_training
 from mlilt.data.sources import load_records
-from mlilt.data.validate import validate_records
+from mlilt.data.validate import check_splits, validate_records
 from mlilt.evaluation.retrieval import evaluate_table
 from mlilt.hub.adapter_files import load_adapter_into
 from mlilt.model import DualEncoder, assemble, prepare_data
+from mlilt.run_folder import run_lock
 from mlilt.towers.registry import build_text_tower, build_vision_tower
+from mlilt.training.checkpoint import checkpoint_state
 from mlilt.training.distributed import is_main, main_process_first
 from mlilt.training.heads import copy_heads, frozen_features, heads_only, train_heads
 from mlilt.training.loop import train
@@ -62,13 +65,14 @@ def run_adapt(
 ) -> dict:
     """Train the configured method (and the frozen reference) and write the run folder; returns metrics."""
     started = time.perf_counter()
-    records, report = validate_records(training_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction)
-    _say(f"data: {report}")
-    sources = caption_sources(records)
-    _say(
-        "training captions: "
-        + ", ".join(f"{n:,} {s} ({100 * n / sum(sources.values()):.0f}%)" for s, n in sources.items())
+    records, report = validate_records(
+        training_records(cfg), cfg.data.max_caption_chars, cfg.data.max_bad_fraction, cfg.model.vision.max_pixels
     )
+    _say(f"data: {report}")
+    check_splits(records, cfg.data.lang, cfg.train.batch_size)
+    sources = caption_sources(records)
+    shares = ", ".join(f"{n:,} {s} ({100 * n / sum(sources.values()):.0f}%)" for s, n in sources.items())
+    _say(f"training captions: {shares}")
     torch.manual_seed(cfg.train.seed)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
@@ -77,7 +81,26 @@ def run_adapt(
     model = assemble(vision, text, cfg.model, cfg.train.seed).to(device)
     with main_process_first():
         data = prepare_data(records, model, eval_lang=cfg.data.lang, progress=progress and is_main())
-    out_dir.mkdir(parents=True, exist_ok=True)  # only now: bad data or a wrong tower name leaves no folder behind
+    # Only now is the folder made: bad data or a wrong tower name leave nothing behind. One run writes at a time.
+    with run_lock(out_dir, resume) if is_main() else nullcontext():
+        summary = report.to_dict() | {"sources": sources}
+        return _train_and_write(cfg, model, data, records, summary, out_dir, resume, reference, progress, started)
+
+
+def _train_and_write(
+    cfg: RunConfig,
+    model: DualEncoder,
+    data: PreparedData,
+    records: list[CaptionRecord],
+    data_summary: dict,
+    out_dir: Path,
+    resume: bool,
+    reference: bool,
+    progress: bool,
+    started: float,
+) -> dict:
+    """The reference, the warm-up, the method, the test, and the run folder's files (the folder is locked)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
     if is_main():
         cfg.save(out_dir / RUN_CONFIG_NAME)
     _say("image feature cache: " + ", ".join(f"{v}: {s}" for v, s in data.cache_stats.items()))
@@ -102,9 +125,10 @@ def run_adapt(
         "test": test,
         "best_epoch": result.best_epoch + 1,
         "train_seconds": round(result.seconds, 1),
+        "skipped_steps": result.skipped_steps,
         "history": result.history,
         "parameters": {k: dataclasses.asdict(v) | {"percent": v.percent} for k, v in params.items()},
-        "data": report.to_dict() | {"sources": sources},
+        "data": data_summary,
         "splits": sizes,
     }
     metrics.update(heads_metrics)
@@ -138,16 +162,24 @@ def _heads_stages(
     """Before the method trains: the ``frozen`` reference and the heads warm-up (see :mod:`mlilt.heads`).
 
     Both train heads on the untrained model's (= pretrained towers') features. The warm-up's heads are
-    copied into ``model``; a resumed run skips it (its checkpoint holds the heads).
+    copied into ``model``; a resumed run skips it (its checkpoint holds the heads) and reports the warm-up the
+    first process did, from the warm-up's own checkpoint.
     """
     if model.text_frozen and model.vision_frozen:
         return {}  # a frozen run is its own reference and needs no warm-up
-    warmup = cfg.train.head_warmup_epochs if not (resume and (out_dir / CHECKPOINT_NAME).exists()) else 0
+    resumed = resume and (out_dir / CHECKPOINT_NAME).exists()
+    warmup = 0 if resumed else cfg.train.head_warmup_epochs
+    warm_dir = out_dir / HEADS_WARMUP_DIR
+    metrics = {}
+    if resumed and (warm_dir / CHECKPOINT_NAME).exists():
+        done = checkpoint_state(warm_dir / CHECKPOINT_NAME)
+        metrics["heads_warmup"] = _warmup_summary(
+            cfg.train.head_warmup_epochs, done["best_epoch"], done["best_metric"], done.get("seconds", 0.0)
+        )
     if not (reference or warmup):
-        return {}
+        return metrics
     seed, lang = cfg.train.seed, cfg.data.lang
     frozen_data = frozen_features(heads_only(model, seed), data, records, lang)
-    metrics = {}
     if reference:
         budget = epoch_budget(cfg)
         _say(f"frozen reference: heads only, {budget} epochs")
@@ -162,16 +194,19 @@ def _heads_stages(
     if warmup:
         _say(f"heads warm-up: heads only, {warmup} epochs, then {cfg.model.text.method}")
         warm = heads_only(model, seed)
-        warm_dir = out_dir / HEADS_WARMUP_DIR
         result = train_heads(warm, frozen_data, cfg.train, warmup, warm_dir, progress, {"lang": lang})
         copy_heads(warm, model)
-        metrics["heads_warmup"] = {
-            "epochs": warmup,
-            "best_epoch": result.best_epoch + 1,
-            "val_R@1": round(result.best_metric, 2),
-            "train_seconds": round(result.seconds, 1),
-        }
+        metrics["heads_warmup"] = _warmup_summary(warmup, result.best_epoch, result.best_metric, result.seconds)
     return metrics
+
+
+def _warmup_summary(epochs: int, best_epoch: int, best_metric: float, seconds: float) -> dict:
+    return {
+        "epochs": epochs,
+        "best_epoch": best_epoch + 1,
+        "val_R@1": round(best_metric, 2),
+        "train_seconds": round(seconds, 1),
+    }
 
 
 def summarise(metrics: dict, out_dir: Path) -> str:
@@ -192,6 +227,8 @@ def summarise(metrics: dict, out_dir: Path) -> str:
     if "heads_warmup" in metrics:
         warm = metrics["heads_warmup"]
         lines.append(f"  started from heads trained alone for {warm['epochs']} epochs (val R@1 {warm['val_R@1']:.1f})")
+    if metrics.get("skipped_steps"):
+        lines.append(f"  {metrics['skipped_steps']} steps skipped: their loss or gradient was not finite")
     lines.append(f"  best epoch {metrics['best_epoch']}; {metrics['total_seconds']:.0f} s in all")
     return "\n".join(lines)
 

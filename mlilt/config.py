@@ -11,8 +11,10 @@ number written as text, as PyYAML reads ``1e-4``, is accepted as the number it s
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -22,11 +24,15 @@ from typing import Any
 import yaml
 
 from mlilt.constants import OFFLINE_TEXT, OFFLINE_VISION
+from mlilt.data.images import DEFAULT_BACKGROUND, MAX_PIXELS, check_background
 from mlilt.errors import ConfigError, NotFoundError
 from mlilt.resources import configs_dir
 from mlilt.tuning.registry import FROZEN, get_method
 
 POOLINGS = ("mean", "cls")
+# A language code: ISO 639 letters, then optional subtags (script, region): sw, yue, sr_Latn, zh-Hant, sw_KE.
+# Checked before a code becomes part of a path (runs/<lang>-<method>).
+LANGUAGE_CODE = re.compile(r"[A-Za-z]{2,8}(?:[_-][A-Za-z0-9]{1,8})*")  # BCP 47's shape; never a path
 IMAGE_VIEWS = ("plain", "flip", "zoom")
 
 
@@ -99,6 +105,8 @@ class TowerConfig:
         prefix: Text only: put before every text. None: the tower's convention (``"query: "`` for
             multilingual-e5); ``""``: none.
         max_length: Text only: tokens kept per caption; longer captions are reported, then cut.
+        background: Vision only: the colour transparent pictures are composited on (a name or ``#rrggbb``).
+        max_pixels: Vision only: larger pictures are refused (reported as bad records) before they are decoded.
     """
 
     name: str
@@ -110,11 +118,17 @@ class TowerConfig:
     pooling: str = "mean"
     prefix: str | None = None
     max_length: int = 64
+    background: str = DEFAULT_BACKGROUND
+    max_pixels: int = MAX_PIXELS
 
     def __post_init__(self):
         _check_fields(self)
         get_method(self.method)  # a known method (which tower it may tune is checked by ModelConfig)
-        _at_least(self, reduction_factor=1, lora_rank=1, lora_alpha=1, max_length=4)
+        _at_least(self, reduction_factor=1, lora_rank=1, lora_alpha=1, max_length=4, max_pixels=1)
+        try:
+            check_background(self.background)
+        except ValueError:
+            raise ConfigError(f"background {self.background!r} is not a colour (e.g. white, black, #808080)") from None
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
 
@@ -194,6 +208,9 @@ class DataConfig:
 
     def __post_init__(self):
         _check_fields(self)
+        for code in (self.lang, *self.extra_langs):
+            if not LANGUAGE_CODE.fullmatch(code):
+                raise ConfigError(f"{code!r} is not a language code (CLDR / ISO 639, e.g. sw, yue, sr_Latn)")
         _at_least(self, max_caption_chars=1, max_train_captions=1, max_train_images=1)
         if not 0 <= self.max_bad_fraction <= 1:
             raise ConfigError(f"max_bad_fraction must be in [0, 1], got {self.max_bad_fraction}")
@@ -221,6 +238,8 @@ class TrainConfig:
             (LP-FT). With random heads the method's epochs are far too few for the heads (val R@1 still
             rising); the ``frozen`` reference gets ``epochs + head_warmup_epochs`` epochs: the same budget.
         warm_head_lr: Peak learning rate of the heads while the method trains after a warm-up. None: ``lr``.
+        skip_nonfinite_steps: A step whose loss or gradient is NaN or infinite stops the run with a message
+            (False), or is skipped and counted (True); either way no parameter is ever updated with it.
     """
 
     epochs: int = 6
@@ -235,6 +254,7 @@ class TrainConfig:
     num_threads: int = 0
     head_warmup_epochs: int = 30
     warm_head_lr: float | None = None
+    skip_nonfinite_steps: bool = False
 
     def __post_init__(self):
         _check_fields(self)
@@ -325,9 +345,12 @@ def load_run_config(recipe: str = "default", overrides: dict[str, Any] | None = 
     if not isinstance(data, dict):
         raise ConfigError(f"recipe {path} must be a mapping with {', '.join(SECTIONS)}; got {type(data).__name__}")
     data.setdefault("recipe", path.stem)
-    for dotted, value in (overrides or {}).items():
-        if value is None:
-            continue
+    try:
+        RunConfig.from_dict(copy.deepcopy(data))  # the recipe alone, so an error names the right culprit
+    except ConfigError as err:
+        raise ConfigError(f"recipe {path}: {err}") from None
+    given = {dotted: value for dotted, value in (overrides or {}).items() if value is not None}
+    for dotted, value in given.items():
         node = data
         *parents, leaf = dotted.split(".")
         for key in parents:
@@ -336,4 +359,4 @@ def load_run_config(recipe: str = "default", overrides: dict[str, Any] | None = 
     try:
         return RunConfig.from_dict(data)
     except ConfigError as err:
-        raise ConfigError(f"recipe {path}: {err}") from None
+        raise ConfigError(f"{err} (set on the command line: {', '.join(given)})") from None

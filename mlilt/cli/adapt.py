@@ -46,6 +46,8 @@ OVERRIDES = {
     "batch_size": "train.batch_size",
     "lr": "train.lr",
     "seed": "train.seed",
+    "max_pixels": "model.vision.max_pixels",
+    "skip_nonfinite_steps": "train.skip_nonfinite_steps",
 }
 
 
@@ -96,6 +98,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=float, help="peak learning rate of the tower's trainable parameters")
     p.add_argument("--seed", type=int, help="seed of initialisation, data order and dropout")
     p.add_argument("--max-bad-fraction", type=float, help="stop when more than this share of records is bad")
+    p.add_argument("--max-pixels", type=int, help="refuse pictures larger than this many pixels (default 40,000,000)")
+    p.add_argument(
+        "--skip-nonfinite-steps",
+        action="store_true",
+        default=None,
+        help="skip (and count) steps whose loss or gradient is NaN or infinite instead of stopping the run",
+    )
     p.add_argument("--out", type=Path, help="run folder (default runs/<lang>-<method>)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--no-reference", action="store_true", help="skip the frozen (heads-only) reference run")

@@ -7,8 +7,9 @@ import shlex
 import sys
 from pathlib import Path
 
+from mlilt.constants import STAGE_DIR
 from mlilt.errors import PushError
-from mlilt.hub.transport import STAGE_DIR, stage, upload
+from mlilt.hub.transport import stage, staged_files, upload
 
 EPILOG = """\
 examples:
@@ -50,7 +51,7 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     staged = stage(args.run, args.repo, args.stage, license=args.license)
-    files = sorted(p.name for p in staged.iterdir())
+    files = sorted(staged_files(staged))
     print(f"staged {len(files)} files in {staged}: {', '.join(files)}")
     if args.dry_run:
         print("dry run: nothing uploaded")

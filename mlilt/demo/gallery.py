@@ -20,6 +20,12 @@ class Gallery:
     labels: list[str]
     image_ids: list[str] | None = None
 
+    def without(self, left_out: set[str]) -> Gallery:
+        """The same gallery without the pictures at ``left_out`` (e.g. ones that cannot be read)."""
+        keep = [i for i, path in enumerate(self.paths) if path not in left_out]
+        ids = [self.image_ids[i] for i in keep] if self.image_ids else None
+        return Gallery(self.root, [self.paths[i] for i in keep], [self.labels[i] for i in keep], ids)
+
 
 def emoji_gallery() -> Gallery:
     """Every Emoji-CLDR picture (built into the cache on first use), labelled with its English name."""

@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from mlilt.constants import ADAPTER_CONFIG_NAME, REFERENCE_DIR
-from mlilt.data.images import open_rgb
 from mlilt.demo.gallery import Gallery, emoji_names
 from mlilt.demo.index import EmbeddingIndex
-from mlilt.features import FeatureStore, image_features
+from mlilt.errors import first_line
+from mlilt.features import CacheStats, FeatureStore, image_features
 from mlilt.hub.loading import load
 from mlilt.model import DualEncoder
 
@@ -90,24 +90,40 @@ class Searcher:
 
 def index_gallery(
     model: DualEncoder, gallery: Gallery, backend: str = "auto", cache_root: Path | None = None, progress: bool = True
-):
-    """Embed a gallery with a model: cached frozen features -> image head -> :class:`EmbeddingIndex`.
+) -> tuple[EmbeddingIndex, CacheStats, Gallery]:
+    """Embed a gallery with a model: cached frozen features (or the tower) -> image head -> :class:`EmbeddingIndex`.
+
+    A picture that cannot be read is skipped, not fatal: it is named in ``stats.unreadable`` and left out of
+    the gallery returned, whose pictures are the index's rows.
 
     Returns:
-        ``(index, stats)``; ``stats`` counts feature-cache hits and misses (``None`` when the
-        vision tower is trained, so its features cannot come from the cache).
+        ``(index, stats, gallery)``; ``stats`` counts feature-cache hits and misses (none when the vision
+        tower is trained, so its features cannot come from the cache).
     """
-    stats = None
     with torch.no_grad():
         if model.vision_frozen:
             store = FeatureStore(model.vision, "plain", root=cache_root)
-            features, stats = image_features(model.vision, gallery.paths, store=store, progress=progress)
+            features, stats = image_features(
+                model.vision, gallery.paths, store=store, progress=progress, skip_unreadable=True
+            )
             embeddings = model.embed_image_features(features.to(model.logit_scale.device)).cpu()
         else:
-            embeddings = model.embed_images([open_rgb(p) for p in gallery.paths])
+            pictures, stats = _open_all(model, gallery.paths)
+            embeddings = model.embed_images(pictures)
     index = EmbeddingIndex(model.config.embed_dim, backend=backend)
     index.add(embeddings.numpy())
-    return index, stats
+    return index, stats, gallery.without(set(stats.unreadable))
+
+
+def _open_all(model: DualEncoder, paths: list[str]):
+    """The readable pictures of ``paths`` and the stats naming the others (for a vision tower that is trained)."""
+    pictures, stats = [], CacheStats()
+    for path in paths:
+        try:
+            pictures.append(model.vision.open(path))
+        except (OSError, ValueError) as err:  # PIL's errors and PictureError
+            stats.unreadable[path] = first_line(err)
+    return pictures, stats
 
 
 @dataclass
@@ -160,10 +176,12 @@ def load_language(
     for kind, m in [("adapted", model), ("base", _load_reference(Path(source)))]:
         if m is None:
             continue
-        index, stats = index_gallery(m, gallery, backend, cache_root, progress)
-        cache = f"feature cache: {stats}" if stats else "vision tower trained: features computed"
+        index, stats, shown = index_gallery(m, gallery, backend, cache_root, progress)
+        cache = f"feature cache: {stats}" if m.vision_frozen else "vision tower trained: features computed"
         log(f"mlilt demo: {lang} {kind}: {len(index)} pictures indexed ({cache}; search: {index.backend})")
-        searchers.append(Searcher(f"{lang} {kind}", m, gallery, index, captions, names))
+        for path, why in stats.unreadable.items():
+            log(f"mlilt demo: skipped {path}: {why}")
+        searchers.append(Searcher(f"{lang} {kind}", m, shown, index, captions, names))
     return LanguageModels(lang, source, searchers[0], searchers[1] if len(searchers) > 1 else None)
 
 

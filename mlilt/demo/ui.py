@@ -1,7 +1,8 @@
 """The demo's Gradio app: text and picture search over loaded languages, served safely.
 
-The app listens on 127.0.0.1 (``--host``, ``--share`` only when asked), sends no analytics, serves files
-only from the gallery folder, and checks uploads (size, pixel count, readability).
+The app listens on 127.0.0.1 (``--host``, ``--share`` only when asked), sends no analytics, serves only the
+gallery's picture files (never another file of the folder: a ``.env`` beside the pictures stays private),
+and checks uploads (size, pixel count, readability), deleting a rejected one at once.
 """
 
 from __future__ import annotations
@@ -76,7 +77,6 @@ def build_demo(languages: Sequence[LanguageModels], title_note: str = ""):
         if image is None:
             gr.Warning("Upload a picture first.")
             return "Upload a picture first.", [], [], ""
-        image = image.convert("RGB")
         lm, how = choose(choice)
         hits = lm.adapted.search_image(image, int(k))
         base, note = base_results(lm, compare, lambda s: s.search_image(image, int(k)))
@@ -122,12 +122,12 @@ def build_demo(languages: Sequence[LanguageModels], title_note: str = ""):
 
 
 def launch(demo, gallery: Gallery, host: str = "127.0.0.1", port: int | None = None, share: bool = False, **kw):
-    """Serve the app: only the gallery folder is served, uploads are capped, nothing is shared unless asked."""
+    """Serve the app: only the gallery's pictures are served, uploads are capped, nothing is shared unless asked."""
     return demo.launch(
         server_name=host,
         server_port=port,
         share=share,
-        allowed_paths=[str(gallery.root)],
+        allowed_paths=list(gallery.paths),  # the pictures, not their folder: other files there stay private
         max_file_size=MAX_UPLOAD_BYTES,
         **kw,
     )

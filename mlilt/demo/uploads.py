@@ -46,6 +46,7 @@ def checked_image_class():
             if payload is not None and payload.path:
                 reason = check_upload(payload.path)
                 if reason:
+                    Path(payload.path).unlink(missing_ok=True)  # never kept, never served back
                     return UploadRejected(reason)
             return super().preprocess(payload)
 
