@@ -14,11 +14,18 @@ from huggingface_hub.repocard_data import model_index_to_eval_results
 
 import mlilt
 from mlilt.cli.main import main
-from mlilt.constants import ADAPTER_CONFIG_NAME, ADAPTER_WEIGHTS_NAME, METRICS_NAME, RUN_CONFIG_NAME
+from mlilt.constants import (
+    ADAPTER_CONFIG_NAME,
+    ADAPTER_WEIGHTS_NAME,
+    METRICS_NAME,
+    RUN_CONFIG_NAME,
+    STAGE_DIR,
+    STAGE_MARKER,
+)
 from mlilt.hub import transport
 from mlilt.hub.adapter_files import save_adapter
 from mlilt.hub.model_card import AdapterCardData
-from mlilt.hub.transport import STAGE_DIR
+from mlilt.hub.transport import staged_files
 
 from helpers import TEXTS, draw_picture, trained_model
 
@@ -79,7 +86,7 @@ def test_dry_run_stages_exactly_the_upload_with_a_valid_card(trained, tmp_path, 
     before = _run_files(run)
     assert main(["push", str(run), "--repo", REPO, "--dry-run"]) == 0
     staged = run / STAGE_DIR
-    assert {p.name for p in staged.iterdir()} == UPLOADED
+    assert set(staged_files(staged)) == UPLOADED == {p.name for p in staged.iterdir()} - {STAGE_MARKER}
     assert _run_files(run) == before  # nothing else written
     assert "dry run" in capsys.readouterr().out
 
@@ -104,9 +111,13 @@ def test_stage_elsewhere_and_replace_an_earlier_staging(trained, tmp_path):
     run, _ = trained
     stage = tmp_path / "stage"
     assert main(["push", str(run), "--repo", REPO, "--dry-run", "--stage", str(stage)]) == 0
-    (stage / "stale.txt").write_text("old")
+    (stage / "metrics.json").write_text("{}")  # an earlier staging's file, changed: staged again
     assert main(["push", str(run), "--repo", REPO, "--dry-run", "--stage", str(stage)]) == 0
-    assert {p.name for p in stage.iterdir()} == UPLOADED
+    assert set(staged_files(stage)) == UPLOADED == {p.name for p in stage.iterdir()} - {STAGE_MARKER}
+    assert json.loads((stage / "metrics.json").read_text())["lang"] == "sw"
+    (stage / "notes.txt").write_text("mine")  # a file mlilt did not stage: never deleted
+    assert main(["push", str(run), "--repo", REPO, "--dry-run", "--stage", str(stage)]) == 2
+    assert (stage / "notes.txt").read_text() == "mine"
     other = tmp_path / "not-a-stage"
     other.mkdir()
     (other / "keep.txt").write_text("mine")
@@ -177,7 +188,7 @@ def test_failed_push_keeps_the_stage_says_how_to_retry_and_never_leaks_the_token
     out, err = capsys.readouterr()
     assert "HF_HUB_OFFLINE" in err and f"kept at {stage}" in err
     assert f"Retry with: mlilt push {run} --repo {REPO} --stage {stage} --private" in err
-    assert {p.name for p in stage.iterdir()} == UPLOADED
+    assert set(staged_files(stage)) == UPLOADED == {p.name for p in stage.iterdir()} - {STAGE_MARKER}
 
     # Online mode, but the Hub does not answer (nothing listens on the endpoint).
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
