@@ -21,12 +21,15 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.mlilt-installed
-want="$(sha256sum pyproject.toml | cut -c1-16)"
+want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "bootstrap: installing mlilt and its dependencies into .venv (first time: a few minutes)"
   .venv/bin/pip install -q --upgrade pip
   # torch 2.14.1 + torchvision 0.29.1 import together with timm (torch 2.13's CPU wheel does not).
   .venv/bin/pip install -q "torch==2.14.1" "torchvision==0.29.1"
   .venv/bin/pip install -q -e ".[demo,test]"
+  # LAION's CLIP_benchmark, for the test that checks mlilt's clip-benchmark protocol against it; --no-deps
+  # because it asks for open_clip and torch versions of its own (its retrieval metrics need neither).
+  .venv/bin/pip install -q --no-deps "clip-benchmark==1.6.2"
   echo "$want" > "$stamp"
 fi

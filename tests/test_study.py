@@ -25,7 +25,8 @@ def test_eval_writes_report_with_base_and_change(tiny_assets, shapes_dataset, tm
         entry["change"]["text_to_image_R@1"]
         == r["text_to_image_R@1"] - entry["base"]["retrieval"]["text_to_image_R@1"]
     )
-    assert "Ties count against the model" in report["protocol"]
+    assert report["protocol"] == "strict" and "ties count against the model" in report["protocol_description"]
+    assert set(entry["adapted"]["retrieval_by_protocol"]) == {"strict", "clip-benchmark"}
     for name in ("report.md", "recall_per_language.png", "training_curves.png", "examples.png"):
         assert (run / name).stat().st_size > 0, name
     md = (run / "report.md").read_text()

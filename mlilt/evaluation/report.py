@@ -41,7 +41,8 @@ def markdown(results: dict, charts: list[str]) -> str:
     lines = [
         f"# Evaluation of `{results['run']}`",
         "",
-        f"Data: {results['data']}, split `{results['split']}`.",
+        f"Data: {results['data']}, split `{results['split']}`. Protocol: **{results['protocol']}** (ties: "
+        f"{results['protocols'][results['protocol']]}); report.json holds every protocol's numbers.",
         "",
         "| language | model | " + " | ".join(c for _, c in RETRIEVAL_COLUMNS) + " | mean | zero-shot top-1 |",
         "|---|---|" + "---:|" * (len(RETRIEVAL_COLUMNS) + 2),
@@ -69,11 +70,39 @@ def markdown(results: dict, charts: list[str]) -> str:
         "",
         "## Protocol",
         "",
-        results["protocol"],
+        results["protocol_description"],
         "",
     ]
+    lines += _comparable(results)
     lines += [f"![{c}]({c})" for c in charts]
     return "\n".join(lines) + "\n"
+
+
+def _comparable(results: dict) -> list[str]:
+    """For public sets: this model as CLIP_benchmark evaluates it, beside the published numbers."""
+    lines = []
+    for lang, entry in results["languages"].items():
+        found = entry.get("adapted", {}).get("comparable")
+        if not found:
+            continue
+        lines += [
+            f"## Comparable with published numbers ({lang})",
+            "",
+            f"{found['set_as']}; protocol: {found['protocol']}. Published: {found['published']['source']}.",
+            "",
+            "| model | " + " | ".join(c for _, c in RETRIEVAL_COLUMNS) + " |",
+            "|---|" + "---:|" * len(RETRIEVAL_COLUMNS),
+        ]
+        rows = [("this adapter", found["this_model"])]
+        rows += [(f"{r['model']} ({r['pretrained']})", r) for r in found["published"]["rows"]]
+        for name, r in rows:
+            lines.append(f"| {name} | " + " | ".join(_cell(r.get(k)) for k, _ in RETRIEVAL_COLUMNS) + " |")
+        lines.append("")
+    return lines
+
+
+def _cell(value) -> str:
+    return "–" if value is None else f"{value:.1f}"
 
 
 def recall_chart(results: dict, path: Path) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from mlilt.data.prepare import CaptionTable, PreparedData
-from mlilt.evaluation.metrics import retrieval_metrics
+from mlilt.evaluation.metrics import PROTOCOLS, retrieval_metrics
 from mlilt.model import DualEncoder
 
 
@@ -33,8 +33,10 @@ def embed_pairs(model: DualEncoder, data: PreparedData, table: CaptionTable, idx
 
 
 @torch.no_grad()
-def evaluate_table(model: DualEncoder, data: PreparedData, table: CaptionTable, batch_size: int = 256) -> dict:
-    """Retrieval metrics of one split: its captions against its distinct pictures."""
+def similarities(
+    model: DualEncoder, data: PreparedData, table: CaptionTable, batch_size: int = 256
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Caption x picture cosine scores of one split (its distinct pictures) and each caption's picture column."""
     model.eval()
     pictures = sorted(set(table.picture.tolist()))
     column = {p: i for i, p in enumerate(pictures)}
@@ -50,7 +52,18 @@ def evaluate_table(model: DualEncoder, data: PreparedData, table: CaptionTable, 
         first.setdefault(p, i)
     gallery = image_emb[[first[p] for p in pictures]]
     targets = torch.tensor([column[p] for p in table.picture.tolist()])
-    return retrieval_metrics(text_emb @ gallery.t(), targets)
+    return text_emb @ gallery.t(), targets
+
+
+def evaluate_table(model: DualEncoder, data: PreparedData, table: CaptionTable, protocol: str = "strict") -> dict:
+    """Retrieval metrics of one split: its captions against its distinct pictures, under ``protocol``."""
+    return retrieval_metrics(*similarities(model, data, table), protocol=protocol)
+
+
+def evaluate_protocols(model: DualEncoder, data: PreparedData, table: CaptionTable) -> dict[str, dict]:
+    """Retrieval metrics of one split under every protocol (the embeddings computed once)."""
+    scores, targets = similarities(model, data, table)
+    return {protocol: retrieval_metrics(scores, targets, protocol=protocol) for protocol in PROTOCOLS}
 
 
 @torch.no_grad()
