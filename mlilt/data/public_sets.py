@@ -24,6 +24,7 @@ XM3600_URL = "https://google.github.io/crossmodal-3600/ (captions.zip + images.t
 MULTI30K_URL = "https://github.com/multi30k/dataset (data/task1) + the Flickr30k images"
 XTD10_URL = "https://github.com/adobe-research/Cross-lingual-Test-Dataset-XTD10 (XTD10/) + COCO 2014 train images"
 COCO_URL = "https://cocodataset.org (annotations/captions_*.json + images)"
+PUBLIC_SET_NAMES = {"xm3600": "XM3600", "multi30k": "Multi30K", "xtd10": "XTD10", "coco": "COCO captions"}
 # CLDR code -> the set's own code where they differ.
 _XM3600_CODES = {"qu": "quz"}
 _XTD10_CODES = {"ja": "jp"}

