@@ -10,7 +10,7 @@ from pathlib import Path
 from mlilt.constants import ADAPTER_CONFIG_NAME
 from mlilt.demo.gallery import emoji_gallery, folder_gallery
 from mlilt.demo.index import BACKENDS
-from mlilt.demo.search import load_language
+from mlilt.demo.search import load_language, load_onnx_language
 from mlilt.demo.ui import build_demo, launch
 from mlilt.errors import NotFoundError
 
@@ -32,6 +32,14 @@ def configure(p: argparse.ArgumentParser) -> None:
         metavar="RUN_OR_HUB_ID",
         help="run/adapter folder or Hub id, repeatable; LANG=PATH names the language (default: every run in runs/)",
     )
+    p.add_argument(
+        "--onnx",
+        action="append",
+        default=[],
+        metavar="EXPORT",
+        help="serve from an `mlilt export --onnx` folder instead (repeatable; no torch at query time)",
+    )
+    p.add_argument("--int8", action="store_true", help="with --onnx: the int8 models")
     p.add_argument("--images", type=Path, help="folder of pictures to search (default: the Emoji-CLDR pictures)")
     p.add_argument(
         "--index", choices=BACKENDS, default="auto", help="search backend; auto = FAISS from 50,000 pictures on"
@@ -47,11 +55,14 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    specs = args.adapter or default_adapters()
-    if not specs:
+    specs = args.adapter or ([] if args.onnx else default_adapters())
+    if not specs and not args.onnx:
         raise NotFoundError("no adapter: pass --adapter RUN_FOLDER, or train one first (mlilt adapt --lang sw)")
     gallery = folder_gallery(args.images) if args.images else emoji_gallery()
     print(f"mlilt demo: gallery {gallery.root} ({len(gallery.paths)} pictures)", file=sys.stderr)
     languages = [load_language(s, gallery, args.index, progress=not args.quiet) for s in specs]
+    languages += [
+        load_onnx_language(folder, gallery, args.int8, args.index, progress=not args.quiet) for folder in args.onnx
+    ]
     launch(build_demo(languages), gallery, host=args.host, port=args.port, share=args.share)
     return 0

@@ -13,19 +13,24 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from mlilt.constants import ADAPTER_CONFIG_NAME, REFERENCE_DIR
+from mlilt.data.images import open_picture
 from mlilt.demo.gallery import Gallery, emoji_names
 from mlilt.demo.index import EmbeddingIndex
 from mlilt.errors import first_line
 from mlilt.features import CacheStats, FeatureStore, image_features
 from mlilt.hub.loading import load
 from mlilt.model import DualEncoder
+from mlilt.onnx_runtime import OnnxModel
 
 
 @dataclass
@@ -43,7 +48,8 @@ class Searcher:
 
     Args:
         name: Shown in the UI (``sw adapted``, ``sw base``).
-        model: A :class:`~mlilt.model.DualEncoder`.
+        model: A :class:`~mlilt.model.DualEncoder`, or an :class:`~mlilt.onnx_runtime.OnnxModel` (same two
+            ``embed_*`` methods).
         gallery: The pictures indexed.
         images: Their embeddings in this model's space.
         captions: The caption set searched for an uploaded picture (e.g. Emoji-CLDR names in the language).
@@ -51,7 +57,7 @@ class Searcher:
     """
 
     name: str
-    model: DualEncoder
+    model: DualEncoder | OnnxModel
     gallery: Gallery
     images: EmbeddingIndex
     captions: list[str] = field(default_factory=list)
@@ -68,23 +74,23 @@ class Searcher:
 
     def search_text(self, text: str, k: int = 8) -> list[Hit]:
         """Pictures nearest to a text query."""
-        return self._hits(*self.images.search(self.model.embed_texts([text])[0].numpy(), k))
+        return self._hits(*self.images.search(np.asarray(self.model.embed_texts([text])[0]), k))
 
     def search_image(self, image, k: int = 8) -> list[Hit]:
         """Pictures nearest to a PIL picture (image-to-image through the embeddings)."""
-        return self._hits(*self.images.search(self.model.embed_images([image])[0].numpy(), k))
+        return self._hits(*self.images.search(np.asarray(self.model.embed_images([image])[0]), k))
 
     def caption_image(self, image, k: int = 5) -> list[Hit]:
         """Captions nearest to a PIL picture (empty when there is no caption set)."""
         if not self.captions:
             return []
-        ids, scores = self._caption_index.search(self.model.embed_images([image])[0].numpy(), k)
+        ids, scores = self._caption_index.search(np.asarray(self.model.embed_images([image])[0]), k)
         return [Hit(None, self.captions[i], float(s)) for i, s in zip(ids, scores)]
 
     @functools.cached_property
     def _caption_index(self) -> EmbeddingIndex:
-        index = EmbeddingIndex(self.model.config.embed_dim, backend="exact")
-        index.add(self.model.embed_texts(self.captions).numpy())
+        index = EmbeddingIndex(self.images.dim, backend="exact")
+        index.add(np.asarray(self.model.embed_texts(self.captions)))
         return index
 
 
@@ -183,6 +189,37 @@ def load_language(
             log(f"mlilt demo: skipped {path}: {why}")
         searchers.append(Searcher(f"{lang} {kind}", m, shown, index, captions, names))
     return LanguageModels(lang, source, searchers[0], searchers[1] if len(searchers) > 1 else None)
+
+
+def load_onnx_language(
+    folder: str | Path,
+    gallery: Gallery,
+    int8: bool = False,
+    backend: str = "auto",
+    captions: list[str] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+) -> LanguageModels:
+    """One language served from an ``mlilt export --onnx`` folder (no torch at query time; no base to compare)."""
+    model = OnnxModel(folder, int8=int8)
+    lang = model.config.get("exported_from", {}).get("lang") or "?"
+    names = emoji_names(lang)
+    captions = list(dict.fromkeys(names.values())) if captions is None else captions
+    pictures, stats = [], CacheStats()
+    for path in tqdm(
+        gallery.paths, desc="embedding the gallery (ONNX)", unit="pic", disable=not progress, file=sys.stderr
+    ):
+        try:
+            pictures.append(model.embed_images([open_picture(path)])[0])
+        except (OSError, ValueError) as err:  # PIL's errors and PictureError
+            stats.unreadable[path] = first_line(err)
+    index = EmbeddingIndex(model.embed_dim, backend=backend)
+    index.add(np.stack(pictures) if pictures else np.empty((0, model.embed_dim), np.float32))
+    shown = gallery.without(set(stats.unreadable))
+    log(f"mlilt demo: {lang} from ONNX ({'int8' if int8 else 'fp32'}): {len(index)} pictures indexed")
+    for path, why in stats.unreadable.items():
+        log(f"mlilt demo: skipped {path}: {why}")
+    return LanguageModels(lang, str(folder), Searcher(f"{lang} onnx", model, shown, index, captions, names))
 
 
 def _load_reference(folder: Path) -> DualEncoder | None:

@@ -56,20 +56,34 @@ def merged_encoder(model: DualEncoder):
     return encoder
 
 
+def _zero_pooler(encoder) -> None:
+    """Give an encoder whose pooler mlilt removed a pooler of zeros, as the converted e5 has: the export then loads
+    with no weight missing (no "LOAD REPORT ... newly initialized" on every load) and pooler_output is visibly
+    empty; sentence-transformers mean-pools the token states and never uses it."""
+    if (
+        getattr(encoder, "pooler", "none") is not None
+        or "add_pooling_layer" not in inspect.signature(type(encoder)).parameters
+    ):
+        return
+    with torch.device("meta"):  # the class's own pooler, built without allocating the rest of the model
+        pooler = type(encoder)(encoder.config, add_pooling_layer=True).pooler
+    encoder.pooler = pooler.to_empty(device="cpu").requires_grad_(False)
+    for param in encoder.pooler.parameters():
+        torch.nn.init.zeros_(param)
+
+
 def to_sentence_transformer(model):
     """A :class:`sentence_transformers.SentenceTransformer` computing ``model.embed_texts``."""
     tower = model.text
     encoder = merged_encoder(model)
-    # The tower pools token states itself: keep the encoder's unused pooler out of the export.
-    has_pooler_flag = "add_pooling_layer" in inspect.signature(type(encoder)).parameters
-    no_pooler = {"add_pooling_layer": False} if has_pooler_flag else {}
+    _zero_pooler(encoder)
     verbosity = transformers.logging.get_verbosity()
     with tempfile.TemporaryDirectory(prefix="mlilt-export-") as tmp:
         encoder.save_pretrained(tmp)
         tower.tokenizer.save_pretrained(tmp)
         transformers.logging.set_verbosity_error()
         try:
-            transformer = Transformer(tmp, max_seq_length=tower.max_length, model_kwargs=no_pooler)
+            transformer = Transformer(tmp, max_seq_length=tower.max_length)
         finally:
             transformers.logging.set_verbosity(verbosity)
     head = model.text_head
