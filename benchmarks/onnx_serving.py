@@ -15,7 +15,6 @@ for ``runs/sw-adapters``):
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import tempfile
 import time
@@ -24,32 +23,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mlilt.adapt import training_records
-from mlilt.config import RunConfig
-from mlilt.constants import RUN_CONFIG_NAME
+from mlilt.adapt import run_split
 from mlilt.evaluation.metrics import retrieval_metrics
 from mlilt.hub.adapter_files import read_adapter_config
 from mlilt.hub.loading import load
 from mlilt.hub.onnx_export import export_onnx
-from mlilt.model import prepare_data
 from mlilt.onnx_runtime import OnnxModel
 
 from _common import machine_meta, warn_if_busy, write_json
 
 ROOT = Path(__file__).resolve().parent.parent
 KEYS = ("text_to_image_R@1", "text_to_image_R@10", "image_to_text_R@1", "image_to_text_R@10")
-
-
-def test_split(run: Path, model):
-    """The run's test captions (primary, its language) and distinct pictures, as mlilt adapt evaluated them."""
-    cfg = RunConfig.from_dict(json.loads((run / RUN_CONFIG_NAME).read_text(encoding="utf-8")))
-    records = [r for r in training_records(cfg) if r.split == "test"]
-    data = prepare_data(records, model, eval_lang=cfg.data.lang, progress=False, splits=("test",))
-    table = data.splits["test"]
-    pictures = sorted(set(table.picture.tolist()))
-    column = {p: i for i, p in enumerate(pictures)}
-    targets = torch.tensor([column[p] for p in table.picture.tolist()])
-    return table.captions, [data.picture_paths[p] for p in pictures], targets
 
 
 def latency(embed, queries: list[str]) -> dict:
@@ -73,7 +57,7 @@ def main() -> None:
     load_before = warn_if_busy()
     torch.set_num_threads(args.threads)
     model = load(args.run)
-    captions, picture_paths, targets = test_split(args.run, model)
+    captions, picture_paths, targets = run_split(args.run, model)
     pictures = [model.vision.open(p) for p in picture_paths]
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "onnx"

@@ -54,6 +54,19 @@ def training_records(cfg: RunConfig) -> list[CaptionRecord]:
     return records
 
 
+def run_split(run: Path, model: DualEncoder, split: str = "test") -> tuple[list[str], list[Path], torch.Tensor]:
+    """One split of a run folder's data as ``mlilt adapt`` evaluated it: its captions (in the run's language), its
+    distinct pictures, and for each caption the column of its picture."""
+    cfg = RunConfig.from_dict(json.loads((Path(run) / RUN_CONFIG_NAME).read_text(encoding="utf-8")))
+    records = [r for r in training_records(cfg) if r.split == split]
+    data = prepare_data(records, model, eval_lang=cfg.data.lang, progress=False, splits=(split,))
+    table = data.splits[split]
+    pictures = sorted(set(table.picture.tolist()))
+    column = {p: i for i, p in enumerate(pictures)}
+    targets = torch.tensor([column[p] for p in table.picture.tolist()])
+    return table.captions, [data.picture_paths[p] for p in pictures], targets
+
+
 def caption_sources(records: list[CaptionRecord]) -> dict[str, int]:
     """Training captions per source (``human``, ``machine-translated:<model>``), largest first."""
     counts = Counter(r.source for r in records if r.split == "train")

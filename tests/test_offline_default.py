@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
+from mlilt.adapt import run_split
 from mlilt.cli.main import main
 from mlilt.constants import METRICS_NAME
+from mlilt.evaluation.metrics import retrieval_metrics
 from mlilt.hub.loading import load
+from mlilt.hub.onnx_export import export_onnx
+from mlilt.onnx_runtime import OnnxModel
 
 pytestmark = pytest.mark.slow
 
@@ -31,3 +36,16 @@ def test_adapt_swahili_on_the_offline_default(tmp_path, capsys):
     names = ["mbwa", "paka", "ndizi"]
     text = model.embed_texts(names)
     assert text.shape == (3, 256)
+
+    # served through ONNX (no torch at query time), the real run retrieves as it does in torch
+    captions, picture_paths, targets = run_split(out, model)
+    pictures = [model.vision.open(p) for p in picture_paths]
+    export_onnx(model, tmp_path / "onnx")
+    with torch.no_grad():
+        expected = retrieval_metrics(model.embed_texts(captions) @ model.embed_images(pictures).T, targets)
+    for int8, tolerance in ((False, 0.0), (True, 2.0)):
+        runtime = OnnxModel(tmp_path / "onnx", int8=int8)
+        scores = torch.from_numpy(runtime.embed_texts(captions) @ runtime.embed_images(pictures).T)
+        got = retrieval_metrics(scores, targets)
+        for key in ("text_to_image_R@1", "text_to_image_R@10", "image_to_text_R@1", "image_to_text_R@10"):
+            assert abs(got[key] - expected[key]) <= tolerance + 1e-6, (int8, key, got[key], expected[key])
