@@ -42,7 +42,8 @@ def exportable_method(name: str) -> TuningMethod:
     if method.merge is None:
         raise NotExportableError(
             f"method {name!r} cannot be exported as a sentence-transformers model: {method.not_mergeable}. "
-            "Load it with `mlilt.load(...)` and use model.embed_texts, or train with a method that merges "
+            "Export it with `mlilt export RUN --onnx OUT` (every method), load it with `mlilt.load(...)`, "
+            "or train with a method that merges "
             f"(--method {', '.join(n for n in method_names('text') if get_method(n).merge)}) for an exportable model."
         )
     return method
