@@ -10,6 +10,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# A fixed thread count: commands run in-process would otherwise follow the machine's load mid-test (mlilt.threads),
+# and two computations compared bit for bit must use the same number of threads.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 import pytest  # noqa: E402
 import timm  # noqa: E402
