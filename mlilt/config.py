@@ -240,6 +240,9 @@ class TrainConfig:
         warm_head_lr: Peak learning rate of the heads while the method trains after a warm-up. None: ``lr``.
         skip_nonfinite_steps: A step whose loss or gradient is NaN or infinite stops the run with a message
             (False), or is skipped and counted (True); either way no parameter is ever updated with it.
+        max_steps: Stop the method's training after this many steps (0: ``epochs`` decide), for sets so large
+            that an epoch is more than the budget; the schedule spans the steps actually taken and the last
+            one is evaluated as an epoch's end. The heads warm-up and the reference keep their epochs.
     """
 
     epochs: int = 6
@@ -255,10 +258,11 @@ class TrainConfig:
     head_warmup_epochs: int = 30
     warm_head_lr: float | None = None
     skip_nonfinite_steps: bool = False
+    max_steps: int = 0
 
     def __post_init__(self):
         _check_fields(self)
-        _at_least(self, epochs=1, checkpoint_every=1, num_threads=0, head_warmup_epochs=0)
+        _at_least(self, epochs=1, checkpoint_every=1, num_threads=0, head_warmup_epochs=0, max_steps=0)
         _at_least(self, seed=0, weight_decay=0, grad_clip=0)
         if self.batch_size < 2:
             raise ConfigError(f"batch_size must be >= 2 (contrastive learning needs negatives), got {self.batch_size}")

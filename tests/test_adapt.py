@@ -241,3 +241,15 @@ def test_resume_uses_the_runs_own_settings_and_refuses_contradicting_flags(tiny_
     assert saved.train.epochs == 2 and saved.model.embed_dim == 16 and saved.data.source == str(shapes_dataset)
     with pytest.raises(ValueError, match="train.epochs"):
         resumed_config(out, load_run_config("default", {"data.lang": "en", "train.epochs": 5}), ["train.epochs"])
+
+
+def test_max_steps_stops_the_method_and_evaluates_where_it_stopped(tiny_assets, shapes_dataset, tmp_path):
+    out = tmp_path / "run"
+    recipe = str(tiny_recipe(tmp_path, head_warmup_epochs=2))
+    args = adapt_args(tiny_assets, shapes_dataset, out, "--epochs", "5", "--max-steps", "3", "--config", recipe)
+    assert main(args) == 0
+    metrics = json.loads((out / METRICS_NAME).read_text())
+    assert [h["step"] for h in metrics["history"]] == [3]  # evaluated (and saved) at the last step
+    assert len((out / STEP_METRICS_NAME).read_text().splitlines()) == 3
+    assert metrics["heads_warmup"]["epochs"] == 2  # the warm-up keeps its epochs
+    assert (out / ADAPTER_WEIGHTS_NAME).exists()

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from mlilt.adapt import run_adapt
+from mlilt.cli.options import add_threads, use_threads
 from mlilt.config import list_recipes, load_run_config
 from mlilt.data.sources import describe_sources
 from mlilt.run_folder import resolve_out_dir, resumed_config
@@ -48,6 +49,7 @@ OVERRIDES = {
     "seed": "train.seed",
     "max_pixels": "model.vision.max_pixels",
     "skip_nonfinite_steps": "train.skip_nonfinite_steps",
+    "max_steps": "train.max_steps",
 }
 
 
@@ -88,6 +90,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-captions", type=int, help="scarce data: train on at most N captions of the language")
     p.add_argument("--max-images", type=int, help="scarce data: train on the captions of at most N pictures")
     p.add_argument("--epochs", type=int, help="passes over the training captions")
+    p.add_argument("--max-steps", type=int, help="stop the method after this many steps (for very large caption sets)")
     p.add_argument(
         "--head-warmup-epochs",
         type=int,
@@ -109,6 +112,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--no-reference", action="store_true", help="skip the frozen (heads-only) reference run")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -116,6 +120,7 @@ def run(args: argparse.Namespace) -> int:
     overrides = {setting: values[flag] for flag, setting in OVERRIDES.items()}
     cfg = load_run_config(args.config, overrides)
     init_distributed()
+    use_threads(args, cfg.train.num_threads)
     out_dir = resolve_out_dir(args.out, cfg, args.resume)
     if args.resume:
         cfg = resumed_config(out_dir, cfg, [k for k, v in overrides.items() if v is not None])

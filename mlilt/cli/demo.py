@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from mlilt.cli.options import add_threads, use_threads
 from mlilt.constants import ADAPTER_CONFIG_NAME
 from mlilt.demo.gallery import emoji_gallery, folder_gallery
 from mlilt.demo.index import BACKENDS
@@ -42,7 +43,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--int8", action="store_true", help="with --onnx: the int8 models")
     p.add_argument("--images", type=Path, help="folder of pictures to search (default: the Emoji-CLDR pictures)")
     p.add_argument(
-        "--index", choices=BACKENDS, default="auto", help="search backend; auto = FAISS from 50,000 pictures on"
+        "--index",
+        choices=BACKENDS,
+        default="auto",
+        help="search backend; auto = a saved index (mlilt index) if there is one, else exact below 50,000 pictures, "
+        "FAISS flat below 200,000, approximate (IVF) from there",
     )
     p.add_argument(
         "--host",
@@ -52,12 +57,14 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--share", action="store_true", help="also open a public gradio.live link")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_threads(p)
 
 
 def run(args: argparse.Namespace) -> int:
     specs = args.adapter or ([] if args.onnx else default_adapters())
     if not specs and not args.onnx:
         raise NotFoundError("no adapter: pass --adapter RUN_FOLDER, or train one first (mlilt adapt --lang sw)")
+    use_threads(args)
     gallery = folder_gallery(args.images) if args.images else emoji_gallery()
     print(f"mlilt demo: gallery {gallery.root} ({len(gallery.paths)} pictures)", file=sys.stderr)
     languages = [load_language(s, gallery, args.index, progress=not args.quiet) for s in specs]

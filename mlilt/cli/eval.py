@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlilt.cli.options import add_threads, use_threads
 from mlilt.evaluation.languages import evaluate_run
 from mlilt.evaluation.metrics import PROTOCOLS
 from mlilt.evaluation.report import write_report
@@ -31,9 +32,11 @@ def configure(p: argparse.ArgumentParser) -> None:
         "published multilingual numbers: CLIP_benchmark's topk order). report.json holds both.",
     )
     p.add_argument("--out", type=Path, help="where to write the report (default: the run folder)")
+    add_threads(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    use_threads(args)
     trained_lang = read_adapter_config(args.run).get("lang")
     langs = args.lang.split(",") if args.lang else [x for x in dict.fromkeys([trained_lang, "en"]) if x]
     results = evaluate_run(args.run, langs, args.data, args.split, args.protocol)

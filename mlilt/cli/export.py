@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlilt.cli.options import add_threads, use_threads
 from mlilt.errors import ConfigError
 from mlilt.hub.export import export_sentence_transformers
 from mlilt.hub.onnx_export import export_onnx
@@ -60,11 +61,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--onnx", dest="onnx_out", type=Path, metavar="OUT", help="folder to write the ONNX models into")
     p.add_argument("--no-int8", action="store_true", help="with --onnx: no int8 copies")
     p.add_argument("--revision", help="branch, tag or commit, when RUN is a Hub id")
+    add_threads(p)
 
 
 def run(args: argparse.Namespace) -> int:
     if not (args.st_out or args.onnx_out):
         raise ConfigError("say what to export: --sentence-transformers OUT and/or --onnx OUT")
+    use_threads(args)
     if args.st_out:
         out = export_sentence_transformers(args.run, args.st_out, revision=args.revision)
         print(f"wrote a sentence-transformers model to {out} (checked: same embeddings as mlilt's embed_texts)")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mlilt.cli.options import add_threads
 from mlilt.errors import ConfigError
 from mlilt.evaluation.study import run_study
 from mlilt.tuning.registry import method_names
 
-PASSED_ON = ("config", "epochs", "data", "text", "vision", "vision_weights", "batch_size")  # to every run
+PASSED_ON = ("config", "epochs", "data", "text", "vision", "vision_weights", "batch_size", "threads")  # to every run
 
 
 def configure(p: argparse.ArgumentParser) -> None:
@@ -39,6 +40,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vision", help="vision tower of every run")
     p.add_argument("--vision-weights", help="local weights file of the vision tower")
     p.add_argument("--batch-size", type=int, help="pairs per step")
+    add_threads(p)
 
 
 def run(args: argparse.Namespace) -> int:

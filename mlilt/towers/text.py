@@ -5,8 +5,11 @@ Tokenisation happens outside ``forward`` (in the data pipeline), so the model on
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import sys
 import warnings
+from collections.abc import Callable, Sequence
 
 import torch
 import transformers
@@ -15,6 +18,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from mlilt.errors import TowerError, first_line
+from mlilt.threads import keep_fitted
 
 
 class TextTower(nn.Module):
@@ -61,6 +65,15 @@ class TextTower(nn.Module):
             return_tensors="pt" if padding else None,
         )
 
+    @functools.cached_property
+    def token_fingerprint(self) -> str | None:
+        """A hash of what decides a text's token ids (the tokenizer's full definition, prefix, length limit);
+        None for a tokenizer that cannot be written out whole (then token ids are not kept on disk)."""
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return None
+        return hashlib.sha256(f"{backend.to_str()}|{self.prefix}|{self.max_length}".encode()).hexdigest()
+
     def token_ids(self, texts: list[str]) -> list[list[int]]:
         """Unpadded token ids of each text (what the data pipeline stores)."""
         return self.tokenize(texts, padding=False)["input_ids"] if texts else []
@@ -84,16 +97,33 @@ class TextTower(nn.Module):
 
     @torch.no_grad()
     def features(
-        self, token_lists: list[list[int]], batch_size: int = 256, progress: bool = True, desc: str = "text"
-    ) -> torch.Tensor:
-        """Pooled features of every token list, as a frozen tower gives them (computed once per run)."""
+        self,
+        token_lists: Sequence[Sequence[int]],
+        batch_size: int = 256,
+        progress: bool = True,
+        desc: str = "text",
+        write: Callable[[list[int], torch.Tensor], None] | None = None,
+    ) -> torch.Tensor | None:
+        """Pooled features of every token list, as a frozen tower gives them (computed once per run).
+
+        With ``write``, each block of rows goes to ``write(positions, rows)`` as it is computed and nothing is
+        returned (for more captions than fit in memory).
+        """
         self.eval()
         device = next(self.parameters()).device
         out = []
         order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))  # similar lengths pad less
         for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, file=sys.stderr):
-            ids, mask = self.pad([token_lists[i] for i in order[start : start + batch_size]])
-            out.append(self(ids.to(device), mask.to(device)).float().cpu())
+            keep_fitted()
+            block = order[start : start + batch_size]
+            ids, mask = self.pad([token_lists[i] for i in block])
+            rows = self(ids.to(device), mask.to(device)).float().cpu()
+            if write is None:
+                out.append(rows)
+            else:
+                write(block, rows)
+        if write is not None:
+            return None
         features = torch.cat(out) if out else torch.empty(0, self.hidden_size)
         result = torch.empty_like(features)
         result[torch.tensor(order, dtype=torch.long)] = features

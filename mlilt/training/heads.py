@@ -29,7 +29,7 @@ from mlilt.config import TrainConfig
 from mlilt.data.prepare import PreparedData
 from mlilt.data.records import CaptionRecord
 from mlilt.hub.adapter_files import load_adapter_into
-from mlilt.model import DualEncoder, prepare_data
+from mlilt.model import DualEncoder, prepare_data, text_features
 from mlilt.training.loop import TrainResult, train
 from mlilt.tuning.registry import FROZEN
 
@@ -54,7 +54,7 @@ def frozen_features(
     if not data.image_features:  # the method trains the vision tower: its frozen features are not cached yet
         return prepare_data(records, heads_model, eval_lang=eval_lang, progress=False)
     splits = {
-        name: dataclasses.replace(table, text_features=heads_model.text.features(table.tokens, progress=False))
+        name: dataclasses.replace(table, text_features=text_features(heads_model, table.tokens, progress=False))
         for name, table in data.splits.items()
     }
     return dataclasses.replace(data, splits=splits)
@@ -72,7 +72,12 @@ def train_heads(
     """Train only the heads and temperature for ``epochs``; the best epoch's heads are loaded back."""
     with _towers_frozen(heads_model):
         result = train(
-            heads_model, data, dataclasses.replace(cfg, epochs=epochs), out_dir, progress=progress, adapter_info=info
+            heads_model,
+            data,
+            dataclasses.replace(cfg, epochs=epochs, max_steps=0),  # the heads keep their epochs
+            out_dir,
+            progress=progress,
+            adapter_info=info,
         )
         load_adapter_into(heads_model, out_dir)
     return result

@@ -29,6 +29,7 @@ from mlilt.evaluation.metrics import PRIMARY_METRIC
 from mlilt.evaluation.retrieval import embed_pairs, evaluate_table
 from mlilt.hub.adapter_files import save_adapter
 from mlilt.model import DualEncoder
+from mlilt.threads import keep_fitted
 from mlilt.training.checkpoint import load_checkpoint, save_checkpoint, truncate_log
 from mlilt.training.distributed import average_gradients, barrier, rank_world
 from mlilt.training.loss import ContrastiveLoss
@@ -118,9 +119,11 @@ def train(
     train_table = data.splits["train"]
     if len(train_table) < cfg.batch_size:
         raise DataError(f"only {len(train_table)} training pairs: fewer than one batch of {cfg.batch_size}")
-    lengths = [len(t) for t in train_table.tokens]
+    lengths = train_table.tokens.lengths.tolist()
     steps_per_epoch = len(lengths) // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
     warmup = max(1, int(cfg.warmup_fraction * total_steps))
     optimizer = make_optimizer(model, cfg)
     loss_fn = ContrastiveLoss()
@@ -150,6 +153,7 @@ def train(
         model.train()
         batches = epoch_batches(lengths, cfg.batch_size, cfg.seed, epoch)
         for batch in batches[done_in_epoch:]:
+            keep_fitted()
             step = state["step"]
             tick = time.perf_counter()
             set_learning_rates(optimizer, step, total_steps, warmup)
@@ -183,7 +187,7 @@ def train(
                 log.flush()
             bar.set_postfix(loss=f"{loss.item():.3f}", pairs_s=f"{cfg.batch_size / seconds:.0f}")
             bar.update(1)
-            end_of_epoch = state["step"] % steps_per_epoch == 0
+            end_of_epoch = state["step"] % steps_per_epoch == 0 or state["step"] == total_steps
             if end_of_epoch:
                 metrics = evaluate_table(model, data, data.splits["val"])
                 state["seconds"] = seconds_before + time.perf_counter() - started
@@ -208,6 +212,8 @@ def train(
                 model.train()
             if rank == 0 and (end_of_epoch or state["step"] % cfg.checkpoint_every == 0):
                 save_checkpoint(out_dir / CHECKPOINT_NAME, model, optimizer, state)
+            if state["step"] == total_steps:  # max_steps reached inside an epoch
+                break
     bar.close()
     if log:
         log.close()
