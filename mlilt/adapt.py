@@ -28,18 +28,20 @@ from mlilt.constants import (
     RUN_CONFIG_NAME,
     SUMMARY_NAME,
 )
-from mlilt.data.prepare import PreparedData
+from mlilt.data.prepare import PreparedData, picture_paths
 from mlilt.data.records import CaptionRecord
 from mlilt.data.scarcity import limit_training
 from mlilt.data.sources import load_records
 from mlilt.data.validate import check_splits, validate_records
 from mlilt.evaluation.retrieval import evaluate_protocols
+from mlilt.features import fill
 from mlilt.hub.adapter_files import load_adapter_into
 from mlilt.model import DualEncoder, assemble, prepare_data
 from mlilt.run_folder import run_lock
+from mlilt.threads import describe
 from mlilt.towers.registry import build_text_tower, build_vision_tower
 from mlilt.training.checkpoint import checkpoint_state
-from mlilt.training.distributed import is_main, main_process_first
+from mlilt.training.distributed import barrier, is_main, main_process_first, rank_world
 from mlilt.training.heads import copy_heads, frozen_features, heads_only, train_heads
 from mlilt.training.loop import train
 
@@ -86,12 +88,19 @@ def run_adapt(
     sources = caption_sources(records)
     shares = ", ".join(f"{n:,} {s} ({100 * n / sum(sources.values()):.0f}%)" for s, n in sources.items())
     _say(f"training captions: {shares}")
+    if describe():
+        _say(describe())
     torch.manual_seed(cfg.train.seed)
-    if cfg.train.num_threads:
+    if cfg.train.num_threads and cfg.train.num_threads != torch.get_num_threads():
         torch.set_num_threads(cfg.train.num_threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     vision, text = build_vision_tower(cfg.model.vision).to(device), build_text_tower(cfg.model.text).to(device)
     model = assemble(vision, text, cfg.model, cfg.train.seed).to(device)
+    rank, world = rank_world()
+    if world > 1 and model.vision_frozen:  # each process computes its share of the missing picture features
+        for view in cfg.model.image_views:
+            fill(model.vision, picture_paths(records), view, shard=(rank, world), progress=progress and is_main())
+        barrier()
     with main_process_first():
         data = prepare_data(records, model, eval_lang=cfg.data.lang, progress=progress and is_main())
     # Only now is the folder made: bad data or a wrong tower name leave nothing behind. One run writes at a time.

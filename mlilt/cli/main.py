@@ -26,7 +26,9 @@ COMMANDS = {
     "translate": "machine-translate English captions into a language (cached, resumable)",
     "demo": "cross-lingual image search in the browser (Gradio)",
     "push": "publish a run's adapter to the Hugging Face Hub (with a model card)",
-    "export": "export the text side of an adapter as a sentence-transformers model",
+    "export": "export an adapter for serving: ONNX (every method) or sentence-transformers",
+    "features": "fill the frozen-feature cache for many pictures, in one process or several",
+    "index": "build a saved search index of a picture folder for the demo (approximate for huge ones)",
 }
 
 

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import torch
 
 from mlilt.data.records import SPLITS, CaptionRecord
-from mlilt.features import CacheStats
+from mlilt.data.tokens import TokenTable
+from mlilt.features import CacheStats, FeatureTable
 
-Tokenize = Callable[[list[str]], list[list[int]]]
-PictureFeatures = Callable[[list[str], str], tuple[torch.Tensor, CacheStats]]  # (paths, view) -> (rows, stats)
+Tokenize = Callable[[list[str]], "TokenTable | list[list[int]]"]
+PictureFeatures = Callable[[list[str], str], tuple[FeatureTable, CacheStats]]  # (paths, view) -> (rows, stats)
 TextFeatures = Callable[[list[list[int]], str], torch.Tensor]  # (token lists, split name) -> rows
 
 
@@ -27,8 +28,12 @@ class CaptionTable:
 
     captions: list[str]
     picture: torch.Tensor  # (N,) long: row in PreparedData.picture_paths
-    tokens: list[list[int]]
-    text_features: torch.Tensor | None = None  # (N, hidden) when the text tower is frozen
+    tokens: TokenTable
+    text_features: torch.Tensor | FeatureTable | None = None  # (N, hidden) when the text tower is frozen
+
+    def __post_init__(self):
+        if not isinstance(self.tokens, TokenTable):
+            self.tokens = TokenTable.from_lists(self.tokens)
 
     def __len__(self) -> int:
         return len(self.captions)
@@ -39,8 +44,22 @@ class PreparedData:
     picture_ids: list[str]
     picture_paths: list[str]
     splits: dict[str, CaptionTable]
-    image_features: dict[str, torch.Tensor] = field(default_factory=dict)  # view -> (P, D); empty if trained
+    image_features: dict[str, FeatureTable] = field(default_factory=dict)  # view -> (P, D); empty if trained
     cache_stats: dict[str, CacheStats] = field(default_factory=dict)
+
+
+def pictures_of(records: list[CaptionRecord]) -> tuple[list[str], list[str]]:
+    """The distinct pictures of ``records``: their ids (sorted) and each one's file (the first record's)."""
+    first_path: dict[str, str] = {}
+    for r in records:
+        first_path.setdefault(r.image_id, r.image)
+    picture_ids = sorted(first_path)
+    return picture_ids, [first_path[i] for i in picture_ids]
+
+
+def picture_paths(records: list[CaptionRecord]) -> list[str]:
+    """The file of each distinct picture of ``records``, in the order :func:`prepare` gives them rows."""
+    return pictures_of(records)[1]
 
 
 def prepare(
@@ -66,11 +85,7 @@ def prepare(
         eval_lang: Language of the validation and test captions.
         splits: The splits to build.
     """
-    picture_ids = sorted({r.image_id for r in records})
-    first_path = {}
-    for r in records:
-        first_path.setdefault(r.image_id, r.image)
-    paths = [first_path[i] for i in picture_ids]
+    picture_ids, paths = pictures_of(records)
     row = {pid: i for i, pid in enumerate(picture_ids)}
 
     def table(rows: list[CaptionRecord]) -> CaptionTable:

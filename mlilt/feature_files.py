@@ -1,0 +1,201 @@
+"""The files of the frozen-feature cache: float32 rows in safetensors files, read a few rows at a time.
+
+Every file is a safetensors file with one tensor, ``features`` (rows x dim, float32), and in its metadata the
+SHA-256 of each row's picture (``hashes``, a JSON list) and the SHA-256 of the feature bytes (``sha256``). Two
+kinds live in a store's folder:
+
+- ``shard-*.safetensors``: what one fill batch computed (at most 64 pictures), written atomically as soon as it
+  is computed, so a killed fill loses at most the batch it was computing;
+- ``pack-*.safetensors``: many shards merged into one large file (:func:`write_pack`, streamed: never more than
+  one shard in memory).
+
+A file is checked before its rows are used (:meth:`RowFile.verify`: readable, the size its header promises,
+the checksum, finite values), then read by row with ``os.pread``: the features are neither loaded whole nor
+mapped into this process's memory, so reading 100,000 pictures' features adds no more than the rows asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlilt.errors import first_line
+
+ROW_DTYPE = np.dtype("<f4")
+MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit
+VERIFY_BLOCK_BYTES = 1 << 24
+
+
+@dataclass
+class RowFile:
+    """One shard or pack: where its rows start, how many, for which pictures."""
+
+    path: Path
+    hashes: list[str]
+    offset: int  # byte offset of row 0
+    dim: int
+    sha256: str
+
+    @property
+    def rows(self) -> int:
+        return len(self.hashes)
+
+    @property
+    def row_bytes(self) -> int:
+        return self.dim * ROW_DTYPE.itemsize
+
+    @classmethod
+    def open(cls, path: Path) -> RowFile:
+        """Read a file's header.
+
+        Raises:
+            FileNotFoundError: It is gone (merged into a pack by another process meanwhile).
+            ValueError: It is not a feature file this cache wrote, or its header is damaged.
+        """
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+            if len(head) < 8:
+                raise ValueError("unreadable: shorter than a header")
+            (size,) = struct.unpack("<Q", head)
+            if size > MAX_HEADER_BYTES:
+                raise ValueError("unreadable: implausible header size")
+            try:
+                header = json.loads(handle.read(size))
+                tensor, metadata = header["features"], header["__metadata__"]
+                hashes, digest = json.loads(metadata["hashes"]), metadata["sha256"]
+                begin, end = tensor["data_offsets"]
+                rows, dim = tensor["shape"]
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError) as err:
+                raise ValueError(f"unreadable: {first_line(err)}") from None
+        if tensor.get("dtype") != "F32" or rows != len(hashes) or end - begin != rows * dim * ROW_DTYPE.itemsize:
+            raise ValueError("its rows are incomplete")
+        return cls(Path(path), hashes, 8 + size + begin, dim, digest)
+
+    def verify(self) -> None:
+        """Read every byte once: the size, the checksum and finite values. ValueError says what is wrong."""
+        expected = self.rows * self.row_bytes
+        if self.path.stat().st_size != self.offset + expected:
+            raise ValueError("its size does not match its header (cut off?)")
+        digest = hashlib.sha256()
+        with open(self.path, "rb") as handle:
+            handle.seek(self.offset)
+            left = expected
+            while left:
+                block = handle.read(min(VERIFY_BLOCK_BYTES, left))
+                if not block:
+                    raise ValueError("cut off")
+                digest.update(block)
+                if not np.isfinite(np.frombuffer(block, ROW_DTYPE)).all():
+                    raise ValueError("it holds values that are not finite")
+                left -= len(block)
+        if digest.hexdigest() != self.sha256:
+            raise ValueError("its features do not match their checksum")
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """The given rows (any order, repeats allowed), read with one ``pread`` per run of consecutive rows."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((len(rows), self.dim), dtype=np.float32)
+        if not len(rows):
+            return out
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]
+        breaks = np.nonzero(np.diff(ordered) > 1)[0] + 1
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            for run in np.split(np.arange(len(ordered)), breaks):
+                first, last = int(ordered[run[0]]), int(ordered[run[-1]])
+                count = last - first + 1
+                data = os.pread(fd, count * self.row_bytes, self.offset + first * self.row_bytes)
+                if len(data) != count * self.row_bytes:
+                    raise OSError(f"{self.path} was cut off while in use")
+                block = np.frombuffer(data, ROW_DTYPE).reshape(count, self.dim)
+                out[order[run]] = block[ordered[run] - first]
+        finally:
+            os.close(fd)
+        return out
+
+    def read_all(self) -> np.ndarray:
+        return self.read(np.arange(self.rows))
+
+
+def write_pack(path: Path, parts: list[RowFile]) -> RowFile:
+    """Merge ``parts`` into one file at ``path`` (atomically), reading one part at a time; returns it opened.
+
+    The pack's checksum is computed in a first pass, so its header can be written before its rows.
+    """
+    dim = parts[0].dim
+    if any(p.dim != dim for p in parts):
+        raise ValueError("parts of different widths cannot be packed together")
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.read_all().astype(ROW_DTYPE, copy=False).tobytes())
+    hashes = [h for part in parts for h in part.hashes]
+    total = len(hashes) * dim * ROW_DTYPE.itemsize
+    header = {
+        "__metadata__": {"hashes": json.dumps(hashes), "sha256": digest.hexdigest()},
+        "features": {"dtype": "F32", "shape": [len(hashes), dim], "data_offsets": [0, total]},
+    }
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    encoded += b" " * (-len(encoded) % 8)  # rows start 8-byte aligned, as safetensors writes them
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(struct.pack("<Q", len(encoded)))
+        handle.write(encoded)
+        for part in parts:
+            handle.write(part.read_all().astype(ROW_DTYPE, copy=False).tobytes())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return RowFile.open(path)
+
+
+class RowWriter:
+    """A new feature file of a known number of rows, written at any positions, then checksummed and opened.
+
+    For features computed in an order other than their rows' (captions sorted by length, say) and too many to
+    hold in memory. Rows never written stay zero.
+    """
+
+    def __init__(self, path: Path, rows: int, dim: int, hashes: list[str] | None = None):
+        self.path, self.rows, self.dim = Path(path), rows, dim
+        self.hashes = hashes if hashes is not None else [str(i) for i in range(rows)]
+        self._header = self._encode_header("0" * 64)
+        self.offset = 8 + len(self._header)
+        with open(self.path, "wb") as handle:
+            handle.write(struct.pack("<Q", len(self._header)) + self._header)
+            handle.truncate(self.offset + rows * dim * ROW_DTYPE.itemsize)
+        self._fd = os.open(self.path, os.O_RDWR)
+
+    def _encode_header(self, digest: str) -> bytes:
+        total = self.rows * self.dim * ROW_DTYPE.itemsize
+        header = {
+            "__metadata__": {"hashes": json.dumps(self.hashes), "sha256": digest},
+            "features": {"dtype": "F32", "shape": [self.rows, self.dim], "data_offsets": [0, total]},
+        }
+        encoded = json.dumps(header, separators=(",", ":")).encode()
+        return encoded + b" " * (-len(encoded) % 8)
+
+    def write(self, positions: np.ndarray, rows: np.ndarray) -> None:
+        """Rows at the given positions (one ``pwrite`` per row)."""
+        rows = np.ascontiguousarray(rows, dtype=ROW_DTYPE)
+        size = self.dim * ROW_DTYPE.itemsize
+        for position, row in zip(np.asarray(positions).tolist(), rows):
+            os.pwrite(self._fd, row.tobytes(), self.offset + position * size)
+
+    def finish(self) -> RowFile:
+        """Record the rows' checksum in the header (same length: 64 hex digits) and open the file."""
+        digest = hashlib.sha256()
+        left, at = self.rows * self.dim * ROW_DTYPE.itemsize, self.offset
+        while left:
+            block = os.pread(self._fd, min(VERIFY_BLOCK_BYTES, left), at)
+            digest.update(block)
+            left, at = left - len(block), at + len(block)
+        os.pwrite(self._fd, self._encode_header(digest.hexdigest()), 8)
+        os.close(self._fd)
+        return RowFile.open(self.path)
