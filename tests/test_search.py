@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlilt.demo.index import EmbeddingIndex, faiss_available
+from mlilt.demo.index import NPROBES, TARGET_RECALL, EmbeddingIndex, faiss_available
+from mlilt.errors import NotFoundError
 
 needs_faiss = pytest.mark.skipif(not faiss_available(), reason="faiss-cpu is not installed")
 
@@ -75,3 +76,64 @@ def test_auto_switches_backend_by_size():
     assert index.backend == "exact"
     index.add(np.eye(8))
     assert index.backend == ("faiss" if faiss_available() else "exact")
+
+
+# The approximate index for huge galleries, and indexes saved once and loaded back.
+
+
+def _clustered(n=20_000, dim=32, clusters=200, queries=100, seed=0):
+    """Vectors around cluster centres, as real embeddings are, and queries near (not on) them."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, dim)).astype(np.float32)
+    stored = centres[rng.integers(0, clusters, n)] + 0.4 * rng.standard_normal((n, dim)).astype(np.float32)
+    asked = centres[rng.integers(0, clusters, queries)] + 0.6 * rng.standard_normal((queries, dim)).astype(np.float32)
+    return stored, asked
+
+
+def _recall_at_10(found, exact) -> float:
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, exact)]))
+
+
+@needs_faiss
+def test_the_approximate_index_finds_what_exact_search_finds():
+    stored, queries = _clustered()
+    exact = EmbeddingIndex(32, backend="exact")
+    exact.add(stored)
+    approximate = EmbeddingIndex(32, backend="ivf")
+    approximate.add(stored)
+    approximate.build(queries=queries)
+    assert approximate.nprobe in NPROBES and approximate.measured_recall >= TARGET_RECALL
+    assert approximate._vectors.size == 0  # only the 8-bit codes are kept
+    found, scores = approximate.search(queries, 10)
+    assert _recall_at_10(found, exact.search(queries, 10)[0]) >= 0.95
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)
+    approximate.add(stored[:5])  # adding after the build goes into the same index
+    assert len(approximate) == 20_005 and approximate.search(stored[0], 1)[0][0] in (0, 20_000)
+
+
+@pytest.mark.parametrize(
+    "backend", ["exact", pytest.param("faiss", marks=needs_faiss), pytest.param("ivf", marks=needs_faiss)]
+)
+def test_a_saved_index_loads_back_with_the_same_results(backend, tmp_path):
+    stored, queries = _clustered(n=3_000)
+    index = EmbeddingIndex(32, backend=backend)
+    index.add(stored, ids=[f"p{i}" for i in range(len(stored))])
+    index.build()
+    index.save(tmp_path / "index", about={"gallery": "here"})
+    loaded = EmbeddingIndex.load(tmp_path / "index")
+    assert loaded.backend == backend and len(loaded) == 3_000 and loaded.meta["about"] == {"gallery": "here"}
+    assert loaded.nprobe == index.nprobe
+    before, after = index.search(queries, 10), loaded.search(queries, 10)
+    assert before[0] == after[0]
+    np.testing.assert_allclose(before[1], after[1], atol=1e-6)
+
+
+def test_an_incomplete_saved_index_is_refused(tmp_path):
+    index = EmbeddingIndex(4, backend="exact")
+    index.add(np.eye(4))
+    index.save(tmp_path / "index")
+    (tmp_path / "index" / "ids.json").write_text("[0, 1]")
+    with pytest.raises(NotFoundError, match="incomplete"):
+        EmbeddingIndex.load(tmp_path / "index")
+    with pytest.raises(NotFoundError, match="no saved index"):
+        EmbeddingIndex.load(tmp_path / "nothing")

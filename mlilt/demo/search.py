@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from mlilt.constants import ADAPTER_CONFIG_NAME, REFERENCE_DIR
 from mlilt.data.images import open_picture
 from mlilt.demo.gallery import Gallery, emoji_names
-from mlilt.demo.index import EmbeddingIndex
+from mlilt.demo.index import FAISS_THRESHOLD, EmbeddingIndex
+from mlilt.demo.saved_index import load_gallery_index
 from mlilt.errors import first_line
 from mlilt.features import CacheStats, FeatureStore, image_features
 from mlilt.hub.loading import load
@@ -112,7 +113,9 @@ def index_gallery(
             features, stats = image_features(
                 model.vision, gallery.paths, store=store, progress=progress, skip_unreadable=True
             )
-            embeddings = model.embed_image_features(features.to(model.logit_scale.device)).cpu()
+            device = model.logit_scale.device
+            blocks = [model.embed_image_features(block.to(device)).cpu() for block in features.batches()]
+            embeddings = torch.cat(blocks) if blocks else torch.empty(0, model.config.embed_dim)
         else:
             pictures, stats = _open_all(model, gallery.paths)
             embeddings = model.embed_images(pictures)
@@ -179,14 +182,21 @@ def load_language(
     names = emoji_names(lang)
     captions = list(dict.fromkeys(names.values())) if captions is None else captions
     searchers = []
-    for kind, m in [("adapted", model), ("base", _load_reference(Path(source)))]:
+    for kind, m in [("adapted", model), ("base", load_reference(Path(source)))]:
         if m is None:
             continue
-        index, stats, shown = index_gallery(m, gallery, backend, cache_root, progress)
-        cache = f"feature cache: {stats}" if m.vision_frozen else "vision tower trained: features computed"
-        log(f"mlilt demo: {lang} {kind}: {len(index)} pictures indexed ({cache}; search: {index.backend})")
-        for path, why in stats.unreadable.items():
-            log(f"mlilt demo: skipped {path}: {why}")
+        saved = load_gallery_index(m, gallery) if backend == "auto" else None  # a chosen backend indexes anew
+        if isinstance(saved, tuple):
+            index, shown = saved
+            log(f"mlilt demo: {lang} {kind}: {len(index)} pictures from the saved index (search: {index.backend})")
+        else:
+            if saved and (not saved.startswith("no saved index") or len(gallery.paths) >= FAISS_THRESHOLD):
+                log(f"mlilt demo: {lang} {kind}: {saved}")
+            index, stats, shown = index_gallery(m, gallery, backend, cache_root, progress)
+            cache = f"feature cache: {stats}" if m.vision_frozen else "vision tower trained: features computed"
+            log(f"mlilt demo: {lang} {kind}: {len(index)} pictures indexed ({cache}; search: {index.backend})")
+            for path, why in stats.unreadable.items():
+                log(f"mlilt demo: skipped {path}: {why}")
         searchers.append(Searcher(f"{lang} {kind}", m, shown, index, captions, names))
     return LanguageModels(lang, source, searchers[0], searchers[1] if len(searchers) > 1 else None)
 
@@ -222,6 +232,7 @@ def load_onnx_language(
     return LanguageModels(lang, str(folder), Searcher(f"{lang} onnx", model, shown, index, captions, names))
 
 
-def _load_reference(folder: Path) -> DualEncoder | None:
+def load_reference(folder: Path) -> DualEncoder | None:
+    """The run's frozen reference (``reference-frozen/``), if it holds one."""
     reference = folder / REFERENCE_DIR
     return load(reference).eval() if (reference / ADAPTER_CONFIG_NAME).is_file() else None
