@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+import shutil
+import weakref
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -13,7 +16,9 @@ from torch import nn
 from mlilt.config import ModelConfig
 from mlilt.data.prepare import PreparedData, prepare
 from mlilt.data.records import SPLITS, CaptionRecord
-from mlilt.features import image_features
+from mlilt.data.tokens import TokenTable, tokenize_all
+from mlilt.feature_files import RowWriter
+from mlilt.features import IN_MEMORY_BYTES, FeatureTable, image_features, spill_folder
 from mlilt.towers.registry import build_text_tower, build_vision_tower
 from mlilt.towers.text import TextTower
 from mlilt.towers.vision import VisionTower
@@ -119,6 +124,23 @@ def assemble(vision: VisionTower, text: TextTower, config: ModelConfig, seed: in
     return model
 
 
+def text_features(
+    model: DualEncoder, tokens: TokenTable, progress: bool = True, desc: str = "text features"
+) -> torch.Tensor | FeatureTable:
+    """A frozen text tower's features of every caption: a tensor, or for more than :data:`IN_MEMORY_BYTES` a table
+    read by row from a temporary file (removed when the table is no longer used, or by the next run if this
+    process was killed)."""
+    hidden = model.text.hidden_size
+    if len(tokens) * hidden * 4 <= IN_MEMORY_BYTES:
+        return model.text.features(tokens, progress=progress, desc=desc)
+    folder = spill_folder()
+    writer = RowWriter(folder / "text-features.safetensors", len(tokens), hidden)
+    model.text.features(tokens, progress=progress, desc=desc, write=lambda rows, block: writer.write(rows, block))
+    table = FeatureTable([writer.finish()], np.zeros(len(tokens), np.int64), np.arange(len(tokens)), hidden)
+    weakref.finalize(table, shutil.rmtree, folder, True)
+    return table
+
+
 def prepare_data(
     records: list[CaptionRecord],
     model: DualEncoder,
@@ -127,17 +149,20 @@ def prepare_data(
     splits: tuple[str, ...] = SPLITS,
 ) -> PreparedData:
     """:func:`mlilt.data.prepare.prepare` with ``model``'s towers: its tokenizer, and the features of whichever
-    tower is frozen (pictures through the on-disk feature cache, captions once in memory)."""
+    tower is frozen (pictures through the on-disk feature cache, captions once per run: see :func:`text_features`)."""
 
     def pictures(paths: list[str], view: str):
         return image_features(model.vision, paths, view, progress=progress)
 
-    def texts(tokens: list[list[int]], split: str) -> torch.Tensor:
-        return model.text.features(tokens, progress=progress, desc=f"text features ({split})")
+    def texts(tokens: TokenTable, split: str) -> torch.Tensor | FeatureTable:
+        return text_features(model, tokens, progress=progress, desc=f"text features ({split})")
+
+    def tokenize(texts: list[str]) -> TokenTable:
+        return tokenize_all(texts, model.text.token_ids, model.text.token_fingerprint)
 
     return prepare(
         records,
-        model.text.token_ids,
+        tokenize,
         picture_features=pictures if model.vision_frozen else None,
         views=model.config.image_views,
         text_features=texts if model.text_frozen else None,

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from mlilt.data.files import caption_record
 from mlilt.data.records import split_of
 from mlilt.data.sources import load_records
 
@@ -76,3 +77,24 @@ def test_an_unreachable_hub_dataset_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     with pytest.raises(FileNotFoundError, match="save_to_disk"):
         load_records("someone/no-such-captions", lang="sw")
+
+
+def _eager_records(path, lang):
+    """The records of a JSONL file built the plain way: the whole file read, every line parsed, then built."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8-sig").splitlines() if line.strip()]
+    return [caption_record(row, str((path.parent / row["image"]).resolve()), row["image"], lang) for row in rows]
+
+
+def test_the_row_by_row_reader_gives_the_records_the_eager_reading_gives(tmp_path):
+    rows = _pictures(tmp_path)
+    lines = [{"image": img, "caption": cap} for img, cap in rows * 50]
+    lines[3] |= {"lang": "yo", "split": "val", "source": "machine-translated:opus-mt", "primary": "false"}
+    lines[7] |= {"image_id": "custom-id", "caption": 42}
+    path = tmp_path / "c.jsonl"
+    path.write_text("\ufeff" + "\n".join(json.dumps(x, ensure_ascii=False) for x in lines) + "\n\n")
+    streamed = load_records(str(path), lang="sw")
+    assert streamed == _eager_records(path.with_name("c.jsonl"), "sw") and len(streamed) == 150
+    assert streamed[3].lang == "yo" and not streamed[3].primary and streamed[7].caption == 42
+    # repeated strings are kept once: a million captions of 100,000 pictures hold 100,000 paths, not a million
+    assert streamed[0].image is streamed[3].image and streamed[0].image_id is streamed[6].image_id
+    assert not hasattr(streamed[0], "__dict__")  # slotted records

@@ -22,6 +22,7 @@ import os
 import sys
 import tempfile
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -63,54 +64,63 @@ def load_caption_path(source: str, lang: str | None = None) -> list[CaptionRecor
 
 
 def load_caption_file(path: Path, lang: str | None = None) -> list[CaptionRecord]:
-    rows = _read_rows(path)
-    for number, row in enumerate(rows, start=1):
+    """The records of a JSONL or CSV caption file, read row by row (a million rows never sit in memory as
+    dicts). Strings shared by many records (a picture's path and id, languages, sources) are kept once."""
+    urls = set()
+    for number, row in _rows(path):  # first pass: check the fields, collect the picture URLs
         if "image" not in row or "caption" not in row:
             raise DataError(f"{path}, record {number}: needs 'image' and 'caption' fields, has {sorted(row)}")
-    local = download_pictures(sorted({str(row["image"]) for row in rows if is_url(str(row["image"]))}))
+        if is_url(str(row["image"])):
+            urls.add(str(row["image"]))
+    local = download_pictures(sorted(urls))
+    resolved: dict[str, str] = {}  # picture as written -> its local path (resolved once per picture)
     records = []
-    for row in rows:
-        image = str(row["image"])
-        where = local.get(image, image) if is_url(image) else _relative_to(image, path.parent)
-        records.append(caption_record(row, where, image, lang))
+    for _, row in _rows(path):
+        image = sys.intern(str(row["image"]))
+        if image not in resolved:
+            where = local.get(image, image) if is_url(image) else _relative_to(image, path.parent)
+            resolved[image] = sys.intern(where)
+        records.append(caption_record(row, resolved[image], image, lang))
     return records
 
 
 def caption_record(row: dict, image: str, default_id: str, lang: str | None) -> CaptionRecord:
     """A record from one row: ``caption``, and optional ``image_id``, ``split``, ``lang``, ``source``, ``primary``."""
-    image_id = str(row.get("image_id") or default_id)
+    image_id = sys.intern(str(row.get("image_id") or default_id))
     split = row.get("split") or split_of(image_id)
     if split not in SPLITS:
         raise DataError(f"split {split!r} of {image_id} is not one of {SPLITS}")
+    language = row.get("lang") or lang
     return CaptionRecord(
         image=image,
         caption=row["caption"],  # as read: validation turns numbers into text and reports anything else
         image_id=image_id,
-        split=split,
-        lang=row.get("lang") or lang,
-        source=row.get("source") or "human",
+        split=sys.intern(split),
+        lang=sys.intern(language) if isinstance(language, str) else language,
+        source=sys.intern(str(row.get("source") or "human")),
         primary=str(row.get("primary", "true")).lower() not in ("false", "0", "no"),
     )
 
 
-def _read_rows(path: Path) -> list[dict]:
+def _rows(path: Path) -> Iterator[tuple[int, dict]]:
+    """``(record number, row)`` of a caption file, one at a time."""
     if path.suffix == ".csv":
         with open(path, newline="", encoding="utf-8-sig") as handle:  # -sig: a byte-order mark is not a field name
-            return list(csv.DictReader(handle))
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}, line {number}: not valid JSON ({err})") from err
-        if not isinstance(row, dict):
-            raise DataError(
-                f"{path}, line {number}: expected a JSON object with 'image' and 'caption', got {line.strip()[:60]}"
-            )
-        rows.append(row)
-    return rows
+            yield from enumerate(csv.DictReader(handle), start=1)
+        return
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}, line {number}: not valid JSON ({err})") from err
+            if not isinstance(row, dict):
+                shown = line.strip()[:60]
+                expected = "expected a JSON object with 'image' and 'caption'"
+                raise DataError(f"{path}, line {number}: {expected}, got {shown}")
+            yield number, row
 
 
 def _relative_to(image: str, base: Path) -> str:

@@ -9,7 +9,7 @@ SPLITS = ("train", "val", "test")
 DEFAULT_SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a million records without a dict each
 class CaptionRecord:
     """One (picture, caption) pair.
 
