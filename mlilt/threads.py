@@ -7,7 +7,8 @@ one (docs/benchmarks.md, "A busy machine"). So, unless the user chose a number (
 ``OMP_NUM_THREADS``), mlilt
 
 - starts with one thread per CPU this process may use: its CPU affinity, capped by a cgroup CPU quota (a
-  container limited to 2 CPUs on a 64-CPU host gets 2 threads, not 64);
+  container limited to 2 CPUs on a 64-CPU host gets 2 threads, not 64) and by torch's own choice (physical
+  cores: hyper-threads slow matrix products down);
 - every few seconds of work, reads how busy those CPUs were (``/proc/stat``) less what this process used itself,
   and gives up one thread per CPU the other processes keep busy (never fewer than one); it takes them back when
   those processes stop.
@@ -29,6 +30,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+TORCH_DEFAULT_THREADS = torch.get_num_threads()  # what torch chose on its own (physical cores), at import
 CHECK_EVERY_S = 3.0  # how often the load is read again; short enough to follow a laptop, long enough to be cheap
 USER_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -158,7 +160,7 @@ def fit_threads(requested: int | None = None, log: Callable[[str], None] | None 
     and follows the load (see the module docstring).
     """
     global _fitter
-    usable = usable_cpus()
+    usable = min(usable_cpus(), TORCH_DEFAULT_THREADS)  # torch counts physical cores: no hyper-threads added
     chosen_by = "--threads" if requested else "OMP_NUM_THREADS" if os.environ.get("OMP_NUM_THREADS") else None
     if requested:
         torch.set_num_threads(requested)
