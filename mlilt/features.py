@@ -227,9 +227,10 @@ class FeatureStore:
             return 0
         try:
             self._files, self._where = [], {}
-            self.refresh()  # every shard on disk now, each verified
+            self.refresh()  # every file on disk now, each verified
             shards = [f for f in self._files if f.path.name.startswith("shard-")]
-            remaining = shards
+            small_packs = [f for f in self._files if f.path.name.startswith("pack-") and f.rows < PACK_ROWS // 8]
+            remaining = small_packs + shards  # earlier small merges are merged again: a few large packs in time
             while remaining:
                 group = _group_by_rows(remaining, PACK_ROWS)
                 write_pack(self.folder / f"pack-{time.time_ns():020d}-{os.getpid()}.safetensors", group)
