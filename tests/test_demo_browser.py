@@ -108,7 +108,7 @@ def page(setup):
     no_ref.lang = "yo"  # a second language, so the picker has a choice
     demo = build_demo([setup["lm"], no_ref])
     port = _free_port()
-    launch(demo, setup["gallery"], host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
@@ -140,6 +140,10 @@ def test_swahili_text_query_shows_the_library_ranking(page, setup):
     assert _result_files(page, "results", 3)[:3] == expected
     assert _result_files(page, "results-base", 3)[:3] == expected_base
     assert expected[0].removesuffix(".png") in page.inner_text("#results")
+    # the pictures really arrive (served from the app's copies, not from the gallery folder)
+    page.wait_for_function(
+        "[...document.querySelectorAll('#results img')].every(e => e.complete && e.naturalWidth > 0)", timeout=30_000
+    )
 
 
 @pytest.mark.browser

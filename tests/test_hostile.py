@@ -353,7 +353,7 @@ def _get(url: str) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
-def test_07_the_demo_serves_only_the_gallerys_pictures(tiny_assets, tmp_path):
+def test_07_the_demo_serves_only_the_pictures_searches_return(tiny_assets, tmp_path):
     gallery_dir = tmp_path / "gallery"
     gallery_dir.mkdir()
     _pictures(gallery_dir, 3)
@@ -371,13 +371,14 @@ def test_07_the_demo_serves_only_the_gallerys_pictures(tiny_assets, tmp_path):
         log=lambda _: None,
     )
     demo, port = build_demo([lm]), _free_port()
-    launch(demo, gallery, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
     try:
         base = f"http://127.0.0.1:{port}/gradio_api/file="
         for secret in (".env", "notes.txt"):
             status, body = _get(base + str(gallery_dir / secret))
             assert status != 200 and b"secret" not in body and b"private" not in body
-        assert _get(base + gallery.paths[0])[0] == 200
+        # not even a gallery picture by its path: only what a search returned, through Gradio's cache
+        assert _get(base + gallery.paths[0])[0] != 200
     finally:
         demo.close()
 

@@ -71,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
     languages += [
         load_onnx_language(folder, gallery, args.int8, args.index, progress=not args.quiet) for folder in args.onnx
     ]
-    launch(build_demo(languages), gallery, host=args.host, port=args.port, share=args.share)
+    launch(build_demo(languages), host=args.host, port=args.port, share=args.share)
     return 0

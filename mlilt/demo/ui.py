@@ -1,19 +1,22 @@
 """The demo's Gradio app: text and picture search over loaded languages, served safely.
 
 The app listens on 127.0.0.1 (``--host``, ``--share`` only when asked), sends no analytics, serves only the
-gallery's picture files (never another file of the folder: a ``.env`` beside the pictures stays private),
-and checks uploads (size, pixel count, readability), deleting a rejected one at once.
+pictures a search returns (:class:`ResultCopies`: never another file of the gallery's folder, a ``.env`` beside
+the pictures stays private), and checks uploads (size, pixel count, readability), deleting a rejected one at
+once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from mlilt.constants import METRICS_NAME
-from mlilt.demo.gallery import Gallery
 from mlilt.demo.routing import LanguagePicker
 from mlilt.demo.search import Hit, LanguageModels
 from mlilt.demo.uploads import MAX_UPLOAD_BYTES, UploadRejected, checked_image_class
@@ -34,6 +37,28 @@ NO_BASE = (
     "**base** needs a reference: this run folder has no `reference-frozen/` (it was trained with "
     "`--no-reference`). Train without that flag to compare adapted against base."
 )
+
+
+class ResultCopies:
+    """The only files the app serves: the pictures its searches return, each linked (or copied, across file
+    systems) into a private temporary folder the first time it is shown; Gradio takes it from there into its own
+    cache. So no gallery path is allowed up front: Gradio checks every served file against each allowed path in
+    turn, which for a gallery of 100,000 pictures listed one by one took seconds per result picture."""
+
+    def __init__(self):
+        self._folder = tempfile.TemporaryDirectory(prefix="mlilt-demo-")  # removed when the app is
+        self._copies: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        if path not in self._copies:
+            target = Path(self._folder.name) / hashlib.sha256(path.encode()).hexdigest()[:16] / Path(path).name
+            target.parent.mkdir(exist_ok=True)
+            try:
+                os.link(path, target)
+            except OSError:  # another file system, or links not allowed
+                shutil.copyfile(path, target)
+            self._copies[path] = str(target)
+        return self._copies[path]
 
 
 def recall_note(languages: Sequence[LanguageModels]) -> str:
@@ -68,8 +93,10 @@ def build_demo(languages: Sequence[LanguageModels], title_note: str = ""):
         lang, how = picker.pick(text)
         return by_lang[lang], how
 
+    served = ResultCopies()
+
     def gallery_value(hits: list[Hit]):
-        return [(h.path, h.label) for h in hits]
+        return [(served(h.path), h.label) for h in hits]
 
     def base_results(lm: LanguageModels, compare: bool, run) -> tuple[list, str]:
         if not compare:
@@ -140,13 +167,14 @@ def build_demo(languages: Sequence[LanguageModels], title_note: str = ""):
     return demo
 
 
-def launch(demo, gallery: Gallery, host: str = "127.0.0.1", port: int | None = None, share: bool = False, **kw):
-    """Serve the app: only the gallery's pictures are served, uploads are capped, nothing is shared unless asked."""
+def launch(demo, host: str = "127.0.0.1", port: int | None = None, share: bool = False, **kw):
+    """Serve the app: only the pictures searches return are served, uploads are capped, nothing is shared unless
+    asked."""
     return demo.launch(
         server_name=host,
         server_port=port,
         share=share,
-        allowed_paths=list(gallery.paths),  # the pictures, not their folder: other files there stay private
+        allowed_paths=[],  # nothing from disk: results go through ResultCopies and Gradio's cache
         max_file_size=MAX_UPLOAD_BYTES,
         **kw,
     )
