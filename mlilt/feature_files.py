@@ -11,7 +11,8 @@ kinds live in a store's folder:
 
 A file is checked before its rows are used (:meth:`RowFile.verify`: readable, the size its header promises,
 the checksum, finite values), then read by row with ``os.pread``: the features are neither loaded whole nor
-mapped into this process's memory, so reading 100,000 pictures' features adds no more than the rows asked for.
+mapped into this process's memory (a mapping's touched pages count as the process's resident memory), so
+reading 100,000 pictures' features adds no more than the rows asked for.
 """
 
 from __future__ import annotations
@@ -98,24 +99,34 @@ class RowFile:
             raise ValueError("its features do not match their checksum")
 
     def read(self, rows: np.ndarray) -> np.ndarray:
-        """The given rows (any order, repeats allowed), read with one ``pread`` per run of consecutive rows."""
+        """The given rows (any order, repeats allowed): one read per run of consecutive rows, each straight into
+        its place in the result when the run is one row (a training batch of random rows costs one system call
+        per row and no copy)."""
         rows = np.asarray(rows, dtype=np.int64)
         out = np.empty((len(rows), self.dim), dtype=np.float32)
         if not len(rows):
             return out
+        size = self.row_bytes
         order = np.argsort(rows, kind="stable")
         ordered = rows[order]
-        breaks = np.nonzero(np.diff(ordered) > 1)[0] + 1
+        starts = np.flatnonzero(np.r_[True, np.diff(ordered) != 1])
+        ends = np.r_[starts[1:], len(ordered)]
+        flat = memoryview(out.reshape(-1).view(np.uint8))
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            for run in np.split(np.arange(len(ordered)), breaks):
-                first, last = int(ordered[run[0]]), int(ordered[run[-1]])
-                count = last - first + 1
-                data = os.pread(fd, count * self.row_bytes, self.offset + first * self.row_bytes)
-                if len(data) != count * self.row_bytes:
+            for start, end, first, place in zip(
+                starts.tolist(), ends.tolist(), ordered[starts].tolist(), order[starts].tolist()
+            ):
+                where, count = self.offset + first * size, end - start
+                if count == 1:
+                    complete = os.preadv(fd, [flat[place * size : (place + 1) * size]], where) == size
+                else:
+                    data = os.pread(fd, count * size, where)
+                    complete = len(data) == count * size
+                    if complete:
+                        out[order[start:end]] = np.frombuffer(data, ROW_DTYPE).reshape(count, self.dim)
+                if not complete:
                     raise OSError(f"{self.path} was cut off while in use")
-                block = np.frombuffer(data, ROW_DTYPE).reshape(count, self.dim)
-                out[order[run]] = block[ordered[run] - first]
         finally:
             os.close(fd)
         return out

@@ -7,12 +7,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pytest
 import timm
 import torch
 from PIL import Image
 
 from mlilt.cache import file_sha256
-from mlilt.feature_files import RowFile
+from mlilt.feature_files import RowFile, RowWriter
 from mlilt.features import FeatureStore, fill, image_features
 from mlilt.towers.vision import VisionTower
 
@@ -94,6 +96,21 @@ def test_rows_read_on_demand_equal_the_rows_read_into_memory(tmp_path):
     assert torch.equal(on_demand[picks], in_memory[picks])
     assert torch.equal(on_demand[3], in_memory[3]) and torch.equal(on_demand[10:20], in_memory[10:20])
     assert torch.equal(torch.cat(list(on_demand.batches(7))), in_memory[:])
+
+
+def test_rows_are_read_in_any_order_and_a_file_cut_off_in_use_is_named(tmp_path):
+    values = np.random.default_rng(0).normal(size=(50, 6)).astype(np.float32)
+    writer = RowWriter(tmp_path / "rows.safetensors", 50, 6)
+    writer.write(np.arange(50)[::-1], values[::-1])  # any order, as text features sorted by length are written
+    rows = writer.finish()
+    picks = np.array([49, 3, 4, 5, 3, 0, 48, 20, 20, 21])  # lone rows, runs, repeats, both ends
+    assert np.array_equal(rows.read(picks), values[picks]) and np.array_equal(rows.read_all(), values)
+    assert rows.read(np.array([], dtype=np.int64)).shape == (0, 6)
+    with open(rows.path, "r+b") as handle:  # another program cuts the file while it is in use
+        handle.truncate(rows.offset + 10 * rows.row_bytes)
+    for cut in ([45], [40, 41]):
+        with pytest.raises(OSError, match="rows.safetensors was cut off while in use"):
+            rows.read(np.array(cut))
 
 
 def test_many_shards_are_merged_into_a_pack_with_the_same_rows(tmp_path):
