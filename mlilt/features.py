@@ -229,6 +229,8 @@ class FeatureStore:
             self._files, self._where = [], {}
             self.refresh()  # every file on disk now, each verified
             shards = [f for f in self._files if f.path.name.startswith("shard-")]
+            if not shards:  # another process merged them meanwhile
+                return 0
             small_packs = [f for f in self._files if f.path.name.startswith("pack-") and f.rows < PACK_ROWS // 8]
             remaining = small_packs + shards  # earlier small merges are merged again: a few large packs in time
             while remaining:

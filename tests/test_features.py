@@ -134,6 +134,21 @@ def test_many_shards_are_merged_into_a_pack_with_the_same_rows(tmp_path):
     assert stats.misses == 40 and torch.equal(again[:], before)
 
 
+def test_a_later_merge_takes_the_small_pack_of_an_earlier_one_along(tmp_path):
+    tower, paths = _tower(), _many_pictures(tmp_path / "pics", 40)
+    store = FeatureStore(tower, root=tmp_path / "cache")
+    fill(tower, paths[:20], store=store, batch_size=4, progress=False)
+    assert store.merge(at_shards=1) == 5
+    fill(tower, paths[20:], store=store, batch_size=4, progress=False)
+    assert store.merge(at_shards=1) == 5
+    (pack,) = store.folder.glob("pack-*.safetensors")  # one pack of 40 rows, not one per merge
+    assert RowFile.open(pack).rows == 40 and not list(store.folder.glob("shard-*"))
+    hashes = [file_sha256(p) for p in paths]
+    expected, _ = image_features(tower, paths, batch_size=8, store=FeatureStore(tower, root=tmp_path / "other"))
+    assert torch.equal(store.table(hashes)[:], expected[:])
+    assert store.merge(at_shards=1) == 0  # nothing new: the pack is left as it is
+
+
 def test_no_merge_while_another_process_has_the_store_open(tmp_path):
     tower, paths = _tower(), _many_pictures(tmp_path / "pics", 8)
     root = tmp_path / "cache"

@@ -46,7 +46,7 @@ class ResultCopies:
     turn, which for a gallery of 100,000 pictures listed one by one took seconds per result picture."""
 
     def __init__(self):
-        self._folder = tempfile.TemporaryDirectory(prefix="mlilt-demo-")  # removed when the app is
+        self._folder = tempfile.TemporaryDirectory(prefix="mlilt-demo-")  # removed with the app (or at exit)
         self._copies: dict[str, str] = {}
 
     def __call__(self, path: str) -> str:
