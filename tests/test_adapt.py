@@ -63,8 +63,8 @@ def test_unknown_language_lists_close_matches(capsys):
 
 def test_bad_records_are_counted_reported_and_stop_the_run(tiny_assets, shapes_dataset, tmp_path, capsys):
     lines = [json.loads(line) for line in shapes_dataset.read_text().splitlines()]
-    for line in lines:
-        line["image"] = str(shapes_dataset.parent / line["image"])
+    for line in lines:  # absolute paths; the ids stay the names, so the hash split does not follow the temp folder
+        line["image_id"], line["image"] = line["image"], str(shapes_dataset.parent / line["image"])
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a picture")
     bad = [
         {"image": str(tmp_path / "missing.png"), "caption": "lost"},
