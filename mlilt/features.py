@@ -114,6 +114,8 @@ class FeatureTable:
         if isinstance(index, int):
             return self[[index]][0]
         positions = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index).reshape(-1)
+        if len(self._files) == 1:  # one pack, or a spill file: its rows straight, no regrouping or second copy
+            return torch.from_numpy(self._files[0].read(self._row_of[positions]))
         out = np.empty((len(positions), self.dim), dtype=np.float32)
         files = self._file_of[positions]
         for number in np.unique(files):
