@@ -12,7 +12,9 @@ Kinds:
 - ``duplicate_pair`` (same picture, caption and language: the same word for the same picture in two
   languages, "taxi" say, is two records, not a duplicate).
 
-If more than ``max_bad_fraction`` of the records are bad, the run stops with the report. :func:`check_splits`
+Each picture is decoded once per run, or not at all when it is unchanged since a run checked it
+(:mod:`mlilt.data.picture_checks`). If more than ``max_bad_fraction`` of the records are bad, the run stops with
+the report. :func:`check_splits`
 then makes sure the kept records can be trained and evaluated on, before anything is trained.
 """
 
@@ -28,6 +30,7 @@ from PIL import Image, UnidentifiedImageError
 from mlilt.cache import file_sha256
 from mlilt.data.files import is_url
 from mlilt.data.images import MAX_PIXELS
+from mlilt.data.picture_checks import PictureChecks
 from mlilt.data.records import SPLITS, CaptionRecord
 from mlilt.errors import DataError
 
@@ -91,8 +94,28 @@ def validate_records(
     max_caption_chars: int = 1000,
     max_bad_fraction: float = 0.05,
     max_pixels: int | None = MAX_PIXELS,
+    picture_checks: PictureChecks | None = None,
 ) -> tuple[list[CaptionRecord], ValidationReport]:
-    """Return the good records and a report; raise :class:`BadDataError` if too many are bad."""
+    """Return the good records and a report; raise :class:`BadDataError` if too many are bad.
+
+    ``picture_checks``: where the pictures' checks are remembered (default: the cache's).
+    """
+    checks = picture_checks if picture_checks is not None else PictureChecks()
+    try:
+        return _validate(records, max_caption_chars, max_bad_fraction, max_pixels, checks)
+    finally:
+        checks.save()
+        if picture_checks is None:
+            checks.close()
+
+
+def _validate(
+    records: list[CaptionRecord],
+    max_caption_chars: int,
+    max_bad_fraction: float,
+    max_pixels: int | None,
+    checks: PictureChecks,
+) -> tuple[list[CaptionRecord], ValidationReport]:
     report = ValidationReport(total=len(records), kept=0)
     image_problems: dict[str, str | None] = {}
     picture_of_id: dict[str, str] = {}  # image_id -> the picture file it names (the first one seen)
@@ -100,7 +123,7 @@ def validate_records(
     good = []
     for line, record in enumerate(records, start=1):
         if record.image not in image_problems:
-            image_problems[record.image] = _image_problem(record.image, max_pixels)
+            image_problems[record.image] = checks.problem(record.image, max_pixels, _image_problem)
         caption = _caption_text(record.caption)
         kind = image_problems[record.image]
         if kind is None and _conflicts(picture_of_id, record):
