@@ -4,6 +4,7 @@ searching a million pictures. Each part runs on its own and writes ``benchmarks/
     python benchmarks/scale.py fill      # 10,000 generated pictures, the real EfficientNet-Lite0: 1 vs 2 processes,
                                          # then 2 processes killed half-way and run again
     python benchmarks/scale.py train     # the built-in Swahili set against 1,000,000 captions over 100,000 pictures
+    python benchmarks/scale.py checks    # 5,000 photograph-sized pictures checked before training: first run, rerun
     python benchmarks/scale.py search    # 1,000,000 picture embeddings: approximate index against exact search
 
 What is real and what is synthetic (the towers cannot reach these sizes on 2 CPU cores in a benchmark's time):
@@ -48,6 +49,9 @@ from mlilt.adapt import run_split
 from mlilt.cache import cache_root, file_sha256
 from mlilt.config import RunConfig
 from mlilt.data.emoji_cldr import load_emoji_cldr
+from mlilt.data.picture_checks import PictureChecks
+from mlilt.data.records import CaptionRecord
+from mlilt.data.validate import validate_records
 from mlilt.demo.index import EmbeddingIndex, normalise
 from mlilt.feature_files import RowFile
 from mlilt.features import FeatureStore
@@ -305,6 +309,37 @@ def part_train(args) -> dict:
     }
 
 
+# checks ----------------------------------------------------------------------------------------------------------
+
+
+def part_checks(args) -> dict:
+    """Checking photograph-sized pictures before training: a first run decodes each, a rerun none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp, rng = Path(tmp), np.random.default_rng(0)
+        records = []
+        for number in range(args.photos):
+            path = tmp / f"photo{number:06d}.jpg"
+            small = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)  # smooth enough to compress like a photo
+            Image.fromarray(small).resize((640, 480), Image.BILINEAR).save(path, quality=90)
+            records.append(CaptionRecord(str(path), f"picha {number}", path.name, "train"))
+        megabytes = sum(Path(r.image).stat().st_size for r in records) / 2**20
+        runs = {}
+        for name in ("first run", "rerun"):
+            started = time.perf_counter()
+            good, _ = validate_records(records, picture_checks=PictureChecks(tmp / "checks.sqlite"))
+            runs[name] = time.perf_counter() - started
+            assert len(good) == len(records)
+            print(f"{name}: {runs[name]:.2f} s for {len(records):,} pictures of 640x480 ({megabytes:.0f} MB)")
+    return {
+        "pictures": args.photos,
+        "megabytes": megabytes,
+        "first_run_seconds": runs["first run"],
+        "rerun_seconds": runs["rerun"],
+        "per_100k_pictures_first_run_seconds": runs["first run"] / args.photos * 100_000,
+        "per_100k_pictures_rerun_seconds": runs["rerun"] / args.photos * 100_000,
+    }
+
+
 # search ----------------------------------------------------------------------------------------------------------
 
 
@@ -387,7 +422,7 @@ def part_search(args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("part", choices=("fill", "train", "search"))
+    parser.add_argument("part", choices=("fill", "train", "checks", "search"))
     parser.add_argument("--pictures", type=int, default=10_000, help="fill: generated pictures")
     parser.add_argument("--captions", type=int, default=1_000_000, help="train: captions of the large set")
     parser.add_argument("--train-pictures", type=int, default=100_000, help="train: pictures of the large set")
@@ -401,12 +436,13 @@ def main() -> None:
     )
     parser.add_argument("--methods", default="adapters,frozen", help="train: methods to run, comma-separated")
     parser.add_argument("--repeats", type=int, default=3, help="train: runs of each set, taking turns (medians)")
+    parser.add_argument("--photos", type=int, default=5_000, help="checks: generated 640x480 JPEG pictures")
     parser.add_argument("--vectors", type=int, default=1_000_000, help="search: picture embeddings")
     parser.add_argument("--queries", type=int, default=200, help="search: text queries")
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "sw-adapters", help="search: a trained run")
     args = parser.parse_args()
     load_before = warn_if_busy()
-    result = {"fill": part_fill, "train": part_train, "search": part_search}[args.part](args)
+    result = {"fill": part_fill, "train": part_train, "checks": part_checks, "search": part_search}[args.part](args)
     result["machine"] = machine_meta(load_before)
     result["peak_rss_mb_of_this_script"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     write_json(RESULTS / f"scale-{args.part}.json", result)
