@@ -1,6 +1,7 @@
 """Record checks: what counts as a duplicate; picture checks remembered across runs."""
 
 import os
+import sqlite3
 from pathlib import Path
 
 from PIL import Image
@@ -76,3 +77,19 @@ def test_a_damaged_check_store_is_named_removed_and_built_again(tmp_path, monkey
     decoded.clear()
     validate_records(records, picture_checks=PictureChecks(store))
     assert decoded == []  # built again, and used
+
+
+def test_a_check_store_held_by_another_process_is_left_alone(tmp_path, monkeypatch, capsys):
+    from mlilt.data import picture_checks
+
+    records, store = _pictures(tmp_path, 2), tmp_path / "checks.sqlite"
+    validate_records(records, picture_checks=PictureChecks(store))
+    monkeypatch.setattr(picture_checks, "WAIT_FOR_LOCK_S", 0.1)
+    holder = sqlite3.connect(store)
+    holder.execute("BEGIN EXCLUSIVE")  # another run writing its checks, for longer than this one waits
+    good, _ = validate_records(records, picture_checks=PictureChecks(store))
+    holder.rollback()
+    assert len(good) == 2 and "cannot be read" not in capsys.readouterr().err  # not taken for damaged
+    decoded = _counting(monkeypatch)
+    validate_records(records, picture_checks=PictureChecks(store))
+    assert decoded == []  # still there, and used once free

@@ -44,8 +44,8 @@ class PictureChecks:
                 db.execute("SELECT path, max_pixels, size, mtime_ns, problem FROM checks LIMIT 1").fetchall()
                 return db
             except sqlite3.DatabaseError as err:
-                if attempt or not self.path.exists():
-                    return None  # cannot be used here (read-only cache, say): check every picture
+                if attempt or not self.path.exists() or "locked" in str(err):
+                    return None  # cannot be used now (read-only, or held by another process): check every picture
                 print(
                     f"mlilt: the picture-check cache {self.path} cannot be read ({err}); removed, pictures are "
                     "checked again",
