@@ -38,7 +38,7 @@ from mlilt.features import fill
 from mlilt.hub.adapter_files import load_adapter_into
 from mlilt.model import DualEncoder, assemble, prepare_data
 from mlilt.run_folder import run_lock
-from mlilt.threads import describe
+from mlilt.threads import describe, thread_record
 from mlilt.towers.registry import build_text_tower, build_vision_tower
 from mlilt.training.checkpoint import checkpoint_state
 from mlilt.training.distributed import barrier, is_main, main_process_first, rank_world
@@ -157,6 +157,8 @@ def _train_and_write(
     metrics.update(heads_metrics)
     metrics["total_seconds"] = round(time.perf_counter() - started, 1)
     metrics["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    if thread_record() is not None:
+        metrics["torch_threads"] = thread_record()
     if torch.cuda.is_available():
         metrics["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     if is_main():
@@ -254,6 +256,15 @@ def summarise(metrics: dict, out_dir: Path) -> str:
         lines.append(f"  started from heads trained alone for {warm['epochs']} epochs (val R@1 {warm['val_R@1']:.1f})")
     if metrics.get("skipped_steps"):
         lines.append(f"  {metrics['skipped_steps']} steps skipped: their loss or gradient was not finite")
+    changes = metrics.get("torch_threads", {}).get("changes", [])
+    if changes:
+        times = "once" if len(changes) == 1 else f"{len(changes)} times"
+        where = f"{METRICS_NAME}: torch_threads"
+        lines.append(f"  torch's thread count changed {times} while other processes took CPUs ({where}):")
+        lines.append(
+            "  the last bits of features and weights, and so within seed noise the recall, can differ from a quiet "
+            "run; --threads N keeps runs bit-for-bit repeatable"
+        )
     lines.append(f"  best epoch {metrics['best_epoch']}; {metrics['total_seconds']:.0f} s in all")
     return "\n".join(lines)
 

@@ -115,6 +115,8 @@ class ThreadFitter:
     _cpus: set[int] = field(default_factory=set)
     _last: tuple[float, float, int] | None = None  # (wall, this process's CPU seconds, busy ticks of _cpus)
     chosen: str = ""  # the line saying what was chosen at the start
+    changes: list[dict] = field(default_factory=list)  # each change: when, to how many, and why
+    _started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self):
         self._cpus = set(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else set()
@@ -143,6 +145,8 @@ class ThreadFitter:
         wanted = threads_for(self.usable, others)
         if wanted != torch.get_num_threads():
             torch.set_num_threads(wanted)
+            after = round(time.monotonic() - self._started, 1)
+            self.changes.append({"after_s": after, "threads": wanted, "others_busy": round(others, 2)})
             self.log(
                 f"mlilt: other processes keep {others:.1f} of {self.usable} CPUs busy: torch now computes with "
                 f"{wanted} thread{'s' * (wanted > 1)}"
@@ -179,6 +183,15 @@ def fit_threads(requested: int | None = None, log: Callable[[str], None] | None 
 def describe() -> str | None:
     """What :func:`fit_threads` chose for this process (None when it was not called)."""
     return _fitter.chosen if _fitter is not None else None
+
+
+def thread_record() -> dict | None:
+    """What this process's thread count was and how it changed, for a run's ``metrics.json`` (None when
+    :func:`fit_threads` was not called). The count can change a computation's last bits: a run whose count changed
+    is not bit-for-bit repeatable; ``--threads`` fixes it."""
+    if _fitter is None:
+        return None
+    return {"chosen": _fitter.chosen, "changes": list(_fitter.changes)}
 
 
 def keep_fitted() -> None:

@@ -7,12 +7,14 @@ import os
 import pytest
 import torch
 
+from mlilt import threads
 from mlilt.threads import (
     TORCH_DEFAULT_THREADS,
     ThreadFitter,
     busy_jiffies,
     cgroup_cpu_quota,
     fit_threads,
+    thread_record,
     threads_for,
     usable_cpus,
 )
@@ -85,3 +87,19 @@ def test_the_fitter_reads_the_real_load_and_keeps_at_least_one_thread(monkeypatc
     assert others is not None and others >= 0.0
     fitter.check()
     assert 1 <= torch.get_num_threads() <= usable_cpus()
+
+
+def test_a_change_of_thread_count_is_recorded_for_the_run(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert thread_record() is None  # nothing fitted yet
+    fit_threads(None, log=lambda message: None)
+    record = thread_record()
+    assert record["changes"] == [] and record["chosen"].startswith("torch threads:")
+    fitter = threads._fitter
+    fitter.usable = 2
+    torch.set_num_threads(2)
+    monkeypatch.setattr("mlilt.threads.CHECK_EVERY_S", 0.0)
+    monkeypatch.setattr(fitter, "others_busy", lambda: 1.8)  # another process takes nearly both CPUs
+    fitter.check()
+    (change,) = thread_record()["changes"]
+    assert change["threads"] == 1 == torch.get_num_threads() and change["others_busy"] == 1.8
