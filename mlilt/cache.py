@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+
+import numpy as np
 
 
 def cache_root() -> Path:
@@ -23,6 +26,20 @@ def cache_dir(*parts: str) -> Path:
     path = cache_root().joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` a temporary file beside ``path``, then put it in place at once: a reader sees the old file or
+    the whole new one, and a kill leaves at most a hidden ``.tmp`` file behind."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to exactly ``path`` (a temporary name gets no ``.npy`` added)."""
+    with open(path, "wb") as handle:
+        np.save(handle, np.asarray(array))
 
 
 def file_sha256(path: str | Path) -> str:

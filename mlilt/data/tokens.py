@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from mlilt.cache import cache_dir
+from mlilt.cache import cache_dir, save_array, write_atomically
 
 BLOCK = 8192  # captions tokenised at once
 CACHE_FROM = 20_000  # captions from which the result is kept on disk (below it tokenising takes under a second)
@@ -104,13 +103,9 @@ def _save(folder: Path, table: TokenTable) -> None:
     """Both arrays, each written atomically, then their checksums (whose presence says both are complete)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, array in (("ids", table.ids), ("offsets", table.offsets)):
-        tmp = folder / f".{name}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as handle:
-            np.save(handle, np.asarray(array))
-        os.replace(tmp, folder / f"{name}.npy")
-    tmp = folder / f".digest.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps({"ids": _digest(table.ids), "offsets": _digest(table.offsets)}), encoding="utf-8")
-    os.replace(tmp, folder / "digest.json")
+        write_atomically(folder / f"{name}.npy", lambda tmp, array=array: save_array(tmp, array))
+    digests = json.dumps({"ids": _digest(table.ids), "offsets": _digest(table.offsets)})
+    write_atomically(folder / "digest.json", lambda tmp: tmp.write_text(digests, encoding="utf-8"))
 
 
 def _load(folder: Path) -> TokenTable | None:

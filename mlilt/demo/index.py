@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from collections.abc import Hashable, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from mlilt.cache import save_array, write_atomically
 from mlilt.errors import ConfigError, MissingPackageError, NotFoundError, first_line
 from mlilt.version import __version__
 
@@ -232,11 +232,11 @@ class EmbeddingIndex:
             "about": about or {},
         }
         if self._faiss is not None:
-            _atomic(folder / INDEX_FILE, lambda tmp: _faiss().write_index(self._faiss, str(tmp)))
+            write_atomically(folder / INDEX_FILE, lambda tmp: _faiss().write_index(self._faiss, str(tmp)))
         else:
-            _atomic(folder / VECTORS_FILE, lambda tmp: _save_array(tmp, self._vectors))
-        _atomic(folder / IDS_FILE, lambda tmp: tmp.write_text(json.dumps(self.ids), encoding="utf-8"))
-        _atomic(folder / META_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8"))
+            write_atomically(folder / VECTORS_FILE, lambda tmp: save_array(tmp, self._vectors))
+        write_atomically(folder / IDS_FILE, lambda tmp: tmp.write_text(json.dumps(self.ids), encoding="utf-8"))
+        write_atomically(folder / META_FILE, lambda tmp: tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8"))
 
     @classmethod
     def load(cls, folder: Path) -> EmbeddingIndex:
@@ -269,14 +269,3 @@ class EmbeddingIndex:
         if stored != len(ids):
             raise NotFoundError(f"the saved index in {folder} is incomplete ({stored} vectors, {len(ids)} ids)")
         return index
-
-
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _save_array(path: Path, array: np.ndarray) -> None:
-    with open(path, "wb") as handle:
-        np.save(handle, array)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlilt.cache import cache_dir
+from mlilt.cache import cache_dir, write_atomically
 from mlilt.demo.gallery import Gallery
 from mlilt.demo.index import EmbeddingIndex
 from mlilt.errors import NotFoundError
@@ -52,9 +52,7 @@ def save_gallery_index(index: EmbeddingIndex, model: DualEncoder, listed: Galler
     index.save(folder, about)
     relative = [str(Path(p).relative_to(indexed.root)) for p in indexed.paths]
     payload = {"paths": relative, "labels": None if indexed.labels == relative else indexed.labels}
-    tmp = folder / f".{GALLERY_FILE}.tmp"
-    tmp.write_text(json.dumps(payload), encoding="utf-8")
-    tmp.replace(folder / GALLERY_FILE)
+    write_atomically(folder / GALLERY_FILE, lambda tmp: tmp.write_text(json.dumps(payload), encoding="utf-8"))
     return folder
 
 
