@@ -31,6 +31,7 @@ from mlilt.errors import first_line
 ROW_DTYPE = np.dtype("<f4")
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit
 VERIFY_BLOCK_BYTES = 1 << 24
+PLACEHOLDER_DIGEST = "0" * 64  # a checksum's length, in the header until the rows are written
 
 
 @dataclass
@@ -135,31 +136,39 @@ class RowFile:
         return self.read(np.arange(self.rows))
 
 
-def write_pack(path: Path, parts: list[RowFile]) -> RowFile:
-    """Merge ``parts`` into one file at ``path`` (atomically), reading one part at a time; returns it opened.
+def _header(hashes: list[str], dim: int, digest: str) -> bytes:
+    """A feature file's safetensors header; its length does not depend on ``digest`` (64 hex digits), so a file
+    can be written with a placeholder and its checksum put in once its rows are."""
+    total = len(hashes) * dim * ROW_DTYPE.itemsize
+    header = {
+        "__metadata__": {"hashes": json.dumps(hashes), "sha256": digest},
+        "features": {"dtype": "F32", "shape": [len(hashes), dim], "data_offsets": [0, total]},
+    }
+    encoded = json.dumps(header, separators=(",", ":")).encode()
+    return encoded + b" " * (-len(encoded) % 8)  # rows start 8-byte aligned, as safetensors writes them
 
-    The pack's checksum is computed in a first pass, so its header can be written before its rows.
+
+def write_pack(path: Path, parts: list[RowFile]) -> RowFile:
+    """Merge ``parts`` into one file at ``path`` (atomically), reading each part once; returns it opened.
+
+    The header goes first with a placeholder checksum, then the rows (hashed as they are written), then the
+    header again with the checksum: same length, so the rows do not move.
     """
     dim = parts[0].dim
     if any(p.dim != dim for p in parts):
         raise ValueError("parts of different widths cannot be packed together")
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(part.read_all().astype(ROW_DTYPE, copy=False).tobytes())
     hashes = [h for part in parts for h in part.hashes]
-    total = len(hashes) * dim * ROW_DTYPE.itemsize
-    header = {
-        "__metadata__": {"hashes": json.dumps(hashes), "sha256": digest.hexdigest()},
-        "features": {"dtype": "F32", "shape": [len(hashes), dim], "data_offsets": [0, total]},
-    }
-    encoded = json.dumps(header, separators=(",", ":")).encode()
-    encoded += b" " * (-len(encoded) % 8)  # rows start 8-byte aligned, as safetensors writes them
+    header = _header(hashes, dim, PLACEHOLDER_DIGEST)
+    digest = hashlib.sha256()
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as handle:
-        handle.write(struct.pack("<Q", len(encoded)))
-        handle.write(encoded)
+        handle.write(struct.pack("<Q", len(header)) + header)
         for part in parts:
-            handle.write(part.read_all().astype(ROW_DTYPE, copy=False).tobytes())
+            rows = part.read_all().astype(ROW_DTYPE, copy=False).tobytes()
+            digest.update(rows)
+            handle.write(rows)
+        handle.seek(8)
+        handle.write(_header(hashes, dim, digest.hexdigest()))
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -176,21 +185,12 @@ class RowWriter:
     def __init__(self, path: Path, rows: int, dim: int, hashes: list[str] | None = None):
         self.path, self.rows, self.dim = Path(path), rows, dim
         self.hashes = hashes if hashes is not None else [str(i) for i in range(rows)]
-        self._header = self._encode_header("0" * 64)
-        self.offset = 8 + len(self._header)
+        header = _header(self.hashes, dim, PLACEHOLDER_DIGEST)
+        self.offset = 8 + len(header)
         with open(self.path, "wb") as handle:
-            handle.write(struct.pack("<Q", len(self._header)) + self._header)
+            handle.write(struct.pack("<Q", len(header)) + header)
             handle.truncate(self.offset + rows * dim * ROW_DTYPE.itemsize)
         self._fd = os.open(self.path, os.O_RDWR)
-
-    def _encode_header(self, digest: str) -> bytes:
-        total = self.rows * self.dim * ROW_DTYPE.itemsize
-        header = {
-            "__metadata__": {"hashes": json.dumps(self.hashes), "sha256": digest},
-            "features": {"dtype": "F32", "shape": [self.rows, self.dim], "data_offsets": [0, total]},
-        }
-        encoded = json.dumps(header, separators=(",", ":")).encode()
-        return encoded + b" " * (-len(encoded) % 8)
 
     def write(self, positions: np.ndarray, rows: np.ndarray) -> None:
         """Rows at the given positions (one ``pwrite`` per row)."""
@@ -207,6 +207,6 @@ class RowWriter:
             block = os.pread(self._fd, min(VERIFY_BLOCK_BYTES, left), at)
             digest.update(block)
             left, at = left - len(block), at + len(block)
-        os.pwrite(self._fd, self._encode_header(digest.hexdigest()), 8)
+        os.pwrite(self._fd, _header(self.hashes, self.dim, digest.hexdigest()), 8)
         os.close(self._fd)
         return RowFile.open(self.path)
