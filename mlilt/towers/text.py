@@ -11,6 +11,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import torch
 import transformers
 from torch import nn
@@ -112,7 +113,10 @@ class TextTower(nn.Module):
         self.eval()
         device = next(self.parameters()).device
         out = []
-        order = sorted(range(len(token_lists)), key=lambda i: len(token_lists[i]))  # similar lengths pad less
+        lengths = getattr(token_lists, "lengths", None)  # a TokenTable has them as one array
+        if lengths is None:
+            lengths = [len(t) for t in token_lists]
+        order = np.argsort(np.asarray(lengths), kind="stable").tolist()  # similar lengths pad less
         for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, file=sys.stderr):
             keep_fitted()
             block = order[start : start + batch_size]
