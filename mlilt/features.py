@@ -147,8 +147,8 @@ class FeatureStore:
         self._lock = os.open(self.folder / "store.lock", os.O_RDWR | os.O_CREAT, 0o644)
         fcntl.flock(self._lock, fcntl.LOCK_SH)  # released when the store is closed or the process ends
         self._files: list[RowFile] = []
-        self._where: dict[str, tuple[int, int]] = {}
-        self.refresh()
+        self._where: dict[str, tuple[int, int]] = {}  # content hash -> (file number, row)
+        self._reread()
 
     def close(self) -> None:
         if getattr(self, "_lock", None) is not None:
@@ -157,6 +157,11 @@ class FeatureStore:
 
     def __del__(self):
         self.close()
+
+    def _reread(self) -> None:
+        """Forget the files known and take in every file on disk, each verified."""
+        self._files, self._where = [], {}
+        self.refresh()
 
     def refresh(self) -> None:
         """Take in the files written since the store opened (by this process or others)."""
@@ -228,8 +233,7 @@ class FeatureStore:
         except BlockingIOError:  # another process reads or fills this store: merge another time
             return 0
         try:
-            self._files, self._where = [], {}
-            self.refresh()  # every file on disk now, each verified
+            self._reread()  # every file on disk now
             shards = [f for f in self._files if f.path.name.startswith("shard-")]
             if not shards:  # another process merged them meanwhile
                 return 0
@@ -243,8 +247,7 @@ class FeatureStore:
                 remaining = remaining[len(group) :]
             for stale in self.folder.glob(".*.tmp"):  # left by a process killed while writing
                 stale.unlink(missing_ok=True)
-            self._files, self._where = [], {}
-            self.refresh()
+            self._reread()
             return len(shards)
         finally:
             fcntl.flock(self._lock, fcntl.LOCK_SH)
